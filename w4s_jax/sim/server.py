@@ -1,0 +1,232 @@
+"""A local OpenAI-compatible chat-completions server with scripted replies and fault injection.
+
+Real HTTP on 127.0.0.1 (aiohttp), so tests and benchmarks exercise the actual `openai` client. It runs
+either in a background thread of the caller (`SimServer(...).start()`), or in its own process
+(`python -m w4s_jax.sim.server ...`, which prints `LISTENING <port>` and exits when its stdin closes),
+and always stops by itself after `max_lifetime_s`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from aiohttp import web
+
+from .script import Responder, load_script
+
+FAULT_KINDS = ("429", "500", "timeout", "truncated")
+
+
+@dataclass
+class FaultPlan:
+    """Each request fails with probability `rate`, the kind drawn uniformly from `kinds` (seeded)."""
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    retry_after_s: float = 0.05   # sent with 429s
+    hang_s: float = 30.0          # a "timeout" sleeps this long before answering
+
+    def __post_init__(self):
+        bad = [k for k in self.kinds if k not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"FaultPlan: unknown fault kinds {bad}; known: {FAULT_KINDS}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"FaultPlan: rate must be in [0, 1], got {self.rate}")
+
+
+def _count_tokens(text: str) -> int:
+    return max(1, len(text.split()))  # deterministic stand-in for a tokenizer
+
+
+class SimServer:
+    def __init__(self, responder: Responder | Callable | None = None, *, latency_s: float = 0.0,
+                 faults: FaultPlan | None = None, host: str = "127.0.0.1", port: int = 0,
+                 max_lifetime_s: float = 900.0):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("SimServer only listens on loopback")
+        self.responder = responder if responder is not None else Responder.constant("ok")
+        self.latency_s = latency_s
+        self.faults = faults or FaultPlan()
+        self.host, self.port = host, port
+        self.max_lifetime_s = max_lifetime_s
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        self.stats: dict[str, int] = {"requests": 0, "ok": 0, "429": 0, "500": 0, "timeout": 0,
+                                      "truncated": 0, "bad_request": 0}
+        self.requests_log: list[dict] = []   # request bodies, for tests that inspect what was sent
+        self.log_requests = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def _bump(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] = self.stats.get(key, 0) + 1
+
+    def _pick_fault(self) -> str | None:
+        with self._lock:
+            if self.faults.rate > 0 and self._rng.random() < self.faults.rate:
+                return self._rng.choice(self.faults.kinds)
+        return None
+
+    # ----- HTTP handlers
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self._bump("requests")
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            n = int(body.get("n") or 1)
+            if not isinstance(messages, list) or not 1 <= n <= 128:
+                raise ValueError("messages must be a list and 1 <= n <= 128")
+        except (ValueError, KeyError, TypeError) as e:
+            self._bump("bad_request")
+            return web.json_response({"error": {"message": f"bad request: {e}", "type": "invalid_request_error"}},
+                                     status=400)
+        if self.log_requests:
+            with self._lock:
+                self.requests_log.append(body)
+        fault = self._pick_fault()
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        if fault == "429":
+            self._bump("429")
+            return web.json_response({"error": {"message": "rate limited (injected)", "type": "rate_limit"}},
+                                     status=429, headers={"Retry-After": f"{self.faults.retry_after_s:g}"})
+        if fault == "500":
+            self._bump("500")
+            return web.json_response({"error": {"message": "server error (injected)"}}, status=500)
+        if fault == "timeout":
+            self._bump("timeout")
+            await asyncio.sleep(self.faults.hang_s)
+        try:
+            replies = [self.responder(body, j) for j in range(n)]
+        except Exception as e:  # a broken script is the test author's bug: make it loud, not a retryable 500
+            self._bump("bad_request")
+            return web.json_response({"error": {"message": f"sim script failed: {e!r}"}}, status=400)
+        prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+        completion = {
+            "id": f"chatcmpl-sim-{self.stats['requests']}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model", "sim"),
+            "choices": [{"index": j, "message": {"role": "assistant", "content": r}, "finish_reason": "stop"}
+                        for j, r in enumerate(replies)],
+            "usage": {"prompt_tokens": prompt_tokens,
+                      "completion_tokens": sum(_count_tokens(r) for r in replies),
+                      "total_tokens": 0, "prompt_tokens_details": {"cached_tokens": 0}},
+        }
+        completion["usage"]["total_tokens"] = completion["usage"]["prompt_tokens"] + \
+            completion["usage"]["completion_tokens"]
+        text = json.dumps(completion)
+        if fault == "truncated":
+            self._bump("truncated")
+            return web.Response(text=text[: len(text) // 2], content_type="application/json")
+        self._bump("ok")
+        return web.Response(text=text, content_type="application/json")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response(dict(self.stats))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "sim", "object": "model"}]})
+
+    # ----- lifecycle
+    async def serve(self, on_ready: Callable[[int], None] | None = None) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stats", self._stats)
+        runner = web.AppRunner(app, shutdown_timeout=0.2, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=4096)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._stop = asyncio.Event()
+        if on_ready:
+            on_ready(self.port)
+        try:
+            await asyncio.wait_for(self._stop.wait(), self.max_lifetime_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await runner.cleanup()
+
+    def start(self) -> "SimServer":
+        def run():
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(self.serve(lambda _p: self._ready.set()))
+            except BaseException as e:  # surfaced by start()
+                self._error = e
+                self._ready.set()
+            finally:
+                # Handlers still sleeping (injected hangs) are cancelled, not left for the GC to complain about.
+                pending = asyncio.all_tasks(self._loop)
+                for t in pending:
+                    t.cancel()
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="sim-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30) or self._error is not None:
+            raise RuntimeError(f"SimServer failed to start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass  # loop already closed: the server ended by itself
+            self._thread.join(10)
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="OpenAI-compatible simulated executor on 127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--script", default=None, help="JSON script file (see w4s_jax/sim/script.py)")
+    p.add_argument("--reply", default="ok", help="constant reply when no script is given")
+    p.add_argument("--fault-rate", type=float, default=0.0)
+    p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-lifetime", type=float, default=900.0)
+    a = p.parse_args(argv)
+    responder = load_script(a.script) if a.script else Responder.constant(a.reply)
+    faults = FaultPlan(rate=a.fault_rate, kinds=tuple(k for k in a.fault_kinds.split(",") if k), seed=a.seed)
+    srv = SimServer(responder, latency_s=a.latency, faults=faults, port=a.port, max_lifetime_s=a.max_lifetime)
+
+    async def run():
+        loop = asyncio.get_running_loop()
+
+        def ready(port):
+            print(f"LISTENING {port}", flush=True)
+            # Parent gone (stdin closed) -> stop: a benchmark that dies never leaves a server behind.
+            loop.add_reader(sys.stdin.fileno(), lambda: (sys.stdin.buffer.read1(65536) or srv._stop.set()))
+
+        await srv.serve(ready)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
