@@ -166,6 +166,7 @@ class SimServer:
     def start(self) -> "SimServer":
         def run():
             self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
             try:
                 self._loop.run_until_complete(self.serve(lambda _p: self._ready.set()))
             except BaseException as e:  # surfaced by start()
@@ -176,7 +177,8 @@ class SimServer:
                 pending = asyncio.all_tasks(self._loop)
                 for t in pending:
                     t.cancel()
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                if pending:
+                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self._loop.close()
 
         self._thread = threading.Thread(target=run, name="sim-server", daemon=True)

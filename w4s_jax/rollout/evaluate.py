@@ -1,0 +1,277 @@
+"""Evaluate one workflow on task items: run it in a sandboxed worker, answer its executor calls, score.
+
+Outcomes per item are kept apart: an answer (scored by the task), a workflow error (scored 0, its text
+is what the meta-agent sees), or an infrastructure error (the executor API failed after retries, or the
+budget ran out): never scored, and by default it makes the accuracy unmeasured (None), not lower.
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from .errors import InfraError, ProtocolError, RequestRejectedError, SandboxUnavailableError, WorkflowCodeError
+from .executor import Executor, Usage
+from .sandbox import SandboxLimits, WorkerProcess
+
+MAX_MESSAGES = 256
+MAX_COMPLETION_TOKENS = 65536
+
+
+@dataclass
+class ItemRecord:
+    item_id: Any
+    answer: Any = None
+    score: float | None = None
+    correct: bool | None = None
+    error: str | None = None          # the workflow's fault (exception, timeout, crash)
+    infra_error: str | None = None    # not the workflow's fault; the item is not scored
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalResult:
+    accuracy: float | None             # None: infrastructure errors made it unmeasurable
+    records: list[ItemRecord]
+    infra_errors: int
+    workflow_errors: int
+    measured_accuracy: float | None    # mean score over the items that were not infra errors
+    usage: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+    spawn_to_ready_s: float | None = None
+    sandbox: str = "bwrap"
+    note: str | None = None            # e.g. the worker crashed or the evaluation timed out
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.accuracy is not None else "infrastructure error"
+
+
+def check_workflow_code(code: str) -> None:
+    """Reject code that cannot possibly run, with the line that is wrong (nothing is executed here)."""
+    if not isinstance(code, str) or not code.strip():
+        raise WorkflowCodeError("workflow code is empty")
+    try:
+        tree = ast.parse(code, "<workflow>")
+    except SyntaxError as e:
+        line = (e.text or "").rstrip()
+        raise WorkflowCodeError(f"workflow code, line {e.lineno}: syntax error: {e.msg}"
+                                + (f"\n    {line}" if line else "")) from None
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    if "solver" not in defined:
+        raise WorkflowCodeError("workflow code defines no top-level function `solver(agent, task)`")
+    fn = next((n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name == "solver"), None)
+    if fn is not None:
+        raise WorkflowCodeError(f"workflow code, line {fn.lineno}: `solver` must be a plain function, not async")
+
+
+def _validate_request(req: Any) -> str | None:
+    """The worker is untrusted: re-check what agent_api already checked before spending money on it."""
+    if not isinstance(req, dict):
+        return "request is not an object"
+    msgs = req.get("messages")
+    if not isinstance(msgs, list) or not 0 < len(msgs) <= MAX_MESSAGES:
+        return f"messages must be a list of 1..{MAX_MESSAGES} messages"
+    for i, m in enumerate(msgs):
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            return f"messages[{i}] must have string 'role' and 'content'"
+    n, temp, mct = req.get("n"), req.get("temperature"), req.get("max_completion_tokens")
+    if not isinstance(n, int) or not 1 <= n <= 64:
+        return "num_of_response must be an integer in 1..64"
+    if not isinstance(temp, (int, float)) or not 0 <= temp <= 2:
+        return "temperature must be a number in [0, 2]"
+    if not isinstance(mct, int) or not 1 <= mct <= MAX_COMPLETION_TOKENS:
+        return f"max_completion_tokens must be an integer in 1..{MAX_COMPLETION_TOKENS}"
+    if req.get("response_format") not in ("text", "json_object"):
+        return "response_format must be 'text' or 'json'"
+    if not isinstance(req.get("model"), str):
+        return "model must be a string"
+    return None
+
+
+class _Evaluation:
+    def __init__(self, items, executor: Executor, n: int):
+        self.items, self.executor = items, executor
+        self.results: dict[int, dict] = {}
+        self.usage = [Usage() for _ in range(n)]
+        self.calls = [0] * n
+        self.open_calls = [0] * n
+        self.infra: dict[int, str] = {}
+        self.unattributed = Usage()
+        self.tasks: set[asyncio.Task] = set()
+
+    async def handle_call(self, wp: WorkerProcess, msg: dict) -> None:
+        rid, item, req = msg.get("id"), msg.get("item"), msg.get("req")
+        if not (isinstance(item, int) and 0 <= item < len(self.items)):
+            item = None
+        problem = _validate_request(req)
+        if problem is not None:
+            await wp.send({"t": "reply", "id": rid, "ok": False, "kind": "invalid", "error": problem})
+            return
+        if item is not None:
+            self.open_calls[item] += 1
+            self.calls[item] += 1
+        try:
+            res = await self.executor.chat(req["messages"], model=req["model"], temperature=req["temperature"],
+                                           max_completion_tokens=req["max_completion_tokens"], n=req["n"],
+                                           response_format=req["response_format"])
+        except InfraError as e:
+            if item is not None:
+                self.infra.setdefault(item, str(e))
+            else:  # a call from a thread we could not attribute: every unfinished item may depend on it
+                for i in range(len(self.items)):
+                    if i not in self.results:
+                        self.infra.setdefault(i, str(e))
+            await wp.send({"t": "reply", "id": rid, "ok": False, "kind": "infra", "error": str(e)})
+            return
+        except RequestRejectedError as e:
+            await wp.send({"t": "reply", "id": rid, "ok": False, "kind": "rejected", "error": str(e)})
+            return
+        finally:
+            if item is not None:
+                self.open_calls[item] -= 1
+        (self.usage[item] if item is not None else self.unattributed).add(res.usage)
+        await wp.send({"t": "reply", "id": rid, "ok": True, "contents": res.contents})
+
+
+async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor, *, sandbox: str = "bwrap",
+                           threads: int = 64, item_timeout_s: float = 120.0, eval_timeout_s: float = 1800.0,
+                           load_timeout_s: float = 60.0, limits: SandboxLimits | None = None,
+                           max_infra_fraction: float = 0.0) -> EvalResult:
+    """Run `solver(agent, item.question)` for every item in one sandboxed worker and score the answers.
+
+    Raises WorkflowCodeError if the code cannot be loaded (syntax error, no solver, error at import) and
+    SandboxUnavailableError if the sandbox cannot be set up; everything else ends up in the result.
+    """
+    check_workflow_code(code)
+    items = list(items)
+    if not items:
+        raise ValueError("evaluate_workflow: no items to evaluate")
+    limits = limits or SandboxLimits()
+    ev = _Evaluation(items, executor, len(items))
+    t0 = time.perf_counter()
+    n_threads = max(1, min(threads, len(items)))
+    wp = WorkerProcess(sandbox, limits)
+    await wp.start()
+    privileged = sandbox == "bwrap" and os.geteuid() == 0
+    await wp.send({
+        "t": "init", "code": code, "items": [{"i": i, "question": it.question} for i, it in enumerate(items)],
+        "threads": n_threads, "spare_threads": 16, "item_timeout_s": item_timeout_s,
+        "uid": wp.uid, "require_unprivileged": privileged,
+        "limits": {"memory_bytes": limits.memory_mb << 20, "cpu_s": limits.cpu_s, "file_bytes": limits.file_mb << 20,
+                   "nproc": n_threads + 16 + limits.extra_procs if sandbox == "bwrap" else None,
+                   "open_files": limits.open_files, "thread_stack_bytes": limits.thread_stack_kb << 10,
+                   "exec_memory_bytes": limits.exec_memory_mb << 20, "exec_parallel": limits.exec_parallel}})
+    ready_at = None
+    note = None
+    deadline = time.monotonic() + eval_timeout_s
+    try:
+        while True:
+            limit = deadline - time.monotonic()
+            if ready_at is None:
+                limit = min(limit, load_timeout_s)
+            try:
+                msg = await asyncio.wait_for(wp.recv(), max(limit, 0.001))
+            except asyncio.TimeoutError:
+                if ready_at is None:
+                    raise WorkflowCodeError(f"loading the workflow code took longer than {load_timeout_s:g} s "
+                                            "(module-level code must not block)") from None
+                note = f"the evaluation timed out after {eval_timeout_s:g} s"
+                break
+            except ProtocolError as e:
+                note = f"the worker broke the control protocol ({e}); the workflow may have written to it"
+                break
+            if msg is None:
+                if ready_at is None:
+                    raise SandboxUnavailableError("the sandbox worker exited before loading the workflow: "
+                                                  + (wp.stderr_text[-2000:] or "no diagnostics"))
+                rc = await wp.kill()
+                note = f"the sandbox worker exited (status {rc}) before all items finished"
+                break
+            kind = msg["t"]
+            if kind == "call":
+                t = asyncio.ensure_future(ev.handle_call(wp, msg))
+                ev.tasks.add(t)
+                t.add_done_callback(ev.tasks.discard)
+            elif kind == "result":
+                i = msg.get("item")
+                if isinstance(i, int) and 0 <= i < len(items) and i not in ev.results:
+                    ev.results[i] = msg
+            elif kind == "ready":
+                ready_at = time.perf_counter() - t0
+            elif kind == "fatal":
+                err = str(msg.get("error", "unknown error"))
+                if err.startswith("sandbox:"):
+                    raise SandboxUnavailableError(err)
+                raise WorkflowCodeError(err)
+            elif kind == "done":
+                break
+    finally:
+        for t in list(ev.tasks):  # calls of abandoned (timed-out) threads: nobody is waiting for them
+            t.cancel()
+        if ev.tasks:
+            await asyncio.gather(*ev.tasks, return_exceptions=True)
+        await wp.kill()
+    return _finish(ev, task, items, time.perf_counter() - t0, ready_at, sandbox, note, max_infra_fraction)
+
+
+def _finish(ev: _Evaluation, task, items, wall, ready_at, sandbox, note, max_infra_fraction) -> EvalResult:
+    records = []
+    for i, it in enumerate(items):
+        u = ev.usage[i]
+        rec = ItemRecord(item_id=getattr(it, "id", i), calls=ev.calls[i], prompt_tokens=u.prompt_tokens,
+                         completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_usd=u.cost_usd)
+        msg = ev.results.get(i)
+        if msg is not None:
+            rec.latency_s = msg.get("latency_s")
+        if i in ev.infra:
+            rec.infra_error = ev.infra[i]
+        elif msg is not None and msg.get("infra"):
+            rec.infra_error = str(msg["infra"])
+        elif msg is None and ev.open_calls[i] > 0:
+            rec.infra_error = f"still waiting on the executor API when the evaluation ended ({note})"
+        elif msg is None:
+            rec.error = note or "no result"
+        elif msg.get("error"):
+            rec.error = str(msg["error"])
+        else:
+            rec.answer = msg.get("answer")
+            try:
+                rec.score = float(task.score(rec.answer, it))
+            except Exception as e:  # an answer of a shape the scorer cannot take is a wrong answer
+                rec.error = f"scoring the answer failed: {type(e).__name__}: {e}"
+        if rec.infra_error is None and rec.score is None:
+            rec.score = 0.0
+        if rec.score is not None:
+            rec.correct = rec.score >= 1.0
+        records.append(rec)
+    scored = [r.score for r in records if r.infra_error is None]
+    n_infra = len(records) - len(scored)
+    measured = sum(scored) / len(scored) if scored else None
+    acc = measured if (scored and n_infra <= max_infra_fraction * len(records)) else None
+    total = Usage()
+    for u in [*ev.usage, ev.unattributed]:
+        total.add(u)
+    return EvalResult(accuracy=acc, records=records, infra_errors=n_infra,
+                      workflow_errors=sum(1 for r in records if r.error is not None and r.infra_error is None),
+                      measured_accuracy=measured, usage={**total.as_dict(), "calls": sum(ev.calls)},
+                      wall_s=wall, spawn_to_ready_s=ready_at, sandbox=sandbox, note=note)
