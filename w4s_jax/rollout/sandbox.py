@@ -156,7 +156,9 @@ class WorkerProcess:
             cmd = bwrap_command(self.limits, privileged=privileged)
             # A fresh uid per sandbox: rlimits on processes are per uid.
             self.uid = 10_000_000 + secrets.randbelow(1_000_000_000) if privileged else None
-            kw = {}
+            # bwrap's own init (pid 1 in the sandbox) keeps the environment it was started with, so it must
+            # not be ours: that is where the API key lives.
+            kw = {"env": _env()}
         else:
             log.warning("SANDBOX DISABLED (sandbox='none'): workflow code runs unconfined with this user's "
                         "rights. Use only for trusted code.")
