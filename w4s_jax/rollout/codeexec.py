@@ -83,10 +83,15 @@ def _run_snippet(code: str):
 
 def _child(code: str, timeout: float, result_fd: int, mem_bytes: int) -> None:
     os.setsid()
-    cpu = int(math.ceil(timeout)) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+    def lower(which, value):  # limits can only go down from what the worker already has
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+    lower(resource.RLIMIT_CPU, int(math.ceil(timeout)) + 1)
     if mem_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+        lower(resource.RLIMIT_AS, mem_bytes)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -139,8 +144,18 @@ def _server(req_fd: int, rep_fd: int, max_parallel: int, mem_bytes: int) -> None
     while True:
         while queue and len(running) < max_parallel:
             jid, code, timeout = queue.popleft()
-            r, w = os.pipe()
-            pid = os.fork()
+            try:
+                r, w = os.pipe()
+            except OSError as e:
+                _send(rep_fd, (jid, "error", f"execute_code: cannot start the code's process: {e}"))
+                continue
+            try:
+                pid = os.fork()
+            except OSError as e:  # e.g. the process limit, reached by an earlier snippet's fork bomb
+                os.close(r)
+                os.close(w)
+                _send(rep_fd, (jid, "error", f"execute_code: cannot start the code's process: {e}"))
+                continue
             if pid == 0:
                 os.close(r)
                 os.close(req_fd)
@@ -169,11 +184,12 @@ def _server(req_fd: int, rep_fd: int, max_parallel: int, mem_bytes: int) -> None
                 job["buf"] += chunk
                 if len(job["buf"]) > MAX_RESULT_BYTES + 4096:
                     finish(fd, "error", "execute_code: the result is too large")
-                continue
+                    continue
+            # The first complete result counts (processes the snippet forked may still hold the pipe).
             got = _frames(job["buf"])
             if got:
                 finish(fd, *got[0])
-            else:
+            elif not chunk:
                 finish(fd, "error", "execute_code: the code's process ended without a result "
                                     "(os._exit, a signal, or the memory / CPU limit)")
         now = time.monotonic()

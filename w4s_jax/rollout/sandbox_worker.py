@@ -133,7 +133,13 @@ class Worker:
             self.report(idx, infra=str(e))
             return
         except BaseException as e:  # SystemExit / KeyboardInterrupt from workflow code are its errors too
-            self.report(idx, error=describe_exception(e))
+            # Free the workflow's locals first (after a MemoryError they are what holds the memory).
+            traceback.clear_frames(e.__traceback__)
+            try:
+                text = describe_exception(e)
+            except BaseException:
+                text = type(e).__name__
+            self.report(idx, error=text)
             return
         try:
             json.dumps(answer)
