@@ -257,9 +257,6 @@ class Executor:
         return res
 
     async def _request_with_retries(self, st: _LoopState, request: dict) -> dict:
-        if self.budget_usd is not None and self._spent >= self.budget_usd:
-            raise BudgetExceededError(f"budget of ${self.budget_usd:.4f} reached (spent ${self._spent:.4f}); "
-                                      "no new executor calls are started")
         body_kw = dict(request)
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
@@ -270,6 +267,11 @@ class Executor:
                 if st.tpm is not None:
                     await st.tpm.acquire(min(self.tpm, _estimate_tokens(request)))
                 async with st.sem:
+                    # Checked once the call holds a slot, so that at most max_concurrency calls (those
+                    # already in flight) can still add to the spending once the cap is reached.
+                    if attempt == 0 and self.budget_usd is not None and self._spent >= self.budget_usd:
+                        raise BudgetExceededError(f"budget of ${self.budget_usd:.4f} reached (spent "
+                                                  f"${self._spent:.4f}); no new executor calls are started")
                     self.stats.http_requests += 1
                     raw = await st.client.chat.completions.with_raw_response.create(**body_kw)
                     content = raw.content
@@ -295,9 +297,13 @@ class Executor:
                 last = InfraError(f"executor {self.base_url}: HTTP {code} after {attempt + 1} attempts: "
                                   f"{_short(e)}", kind="rate_limit" if code == 429 else "server_error")
                 retry_after = _retry_after(e.response.headers)
-            except openai.APITimeoutError:
-                last = InfraError(f"executor {self.base_url}: request timed out ({self.request_timeout_s:g} s) "
-                                  f"after {attempt + 1} attempts", kind="timeout")
+            except openai.APITimeoutError as e:
+                if type(e.__cause__).__name__ == "ConnectTimeout":  # aiohttp reports refused connects so
+                    last = InfraError(f"executor {self.base_url}: connection failed after {attempt + 1} "
+                                      f"attempts: {_short(e.__cause__)}", kind="connection")
+                else:
+                    last = InfraError(f"executor {self.base_url}: request timed out ({self.request_timeout_s:g} "
+                                      f"s) after {attempt + 1} attempts", kind="timeout")
             except openai.APIConnectionError as e:
                 last = InfraError(f"executor {self.base_url}: connection failed after {attempt + 1} attempts: "
                                   f"{_short(e)}", kind="connection")
