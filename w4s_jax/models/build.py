@@ -21,6 +21,8 @@ def init_model(config: ModelConfig, *, seed: int = 0, dtype=jnp.float32, param_d
         return Qwen2(config, dtype=dtype, param_dtype=param_dtype, remat=remat, attn_impl=attn_impl,
                      sharding=sharding, rngs=nnx.Rngs(seed))
 
+    if sharding is None:
+        return make()  # eager: parameters are created on the default device, no compile
     return _jit_init(make, sharding)
 
 

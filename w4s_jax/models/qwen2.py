@@ -212,10 +212,12 @@ class Qwen2(nnx.Module):
 
     # -- pieces the sampler and the losses use ------------------------------------------------------
 
-    def _attn_impl(self) -> str | None:
+    def _attn_impl(self, mask: Array | None) -> str | None:
         if self.attn_impl == "auto":
+            # cuDNN flash attention for plain causal 16-bit attention on GPU; explicit masks (padding,
+            # packed segments, KV cache slots) take XLA's implementation.
             gpu16 = jax.default_backend() == "gpu" and self.dtype in (jnp.bfloat16, jnp.float16)
-            return "cudnn" if gpu16 else "xla"
+            return "cudnn" if gpu16 and mask is None else "xla"
         return self.attn_impl
 
     def output_embedding(self) -> Array:
@@ -266,7 +268,7 @@ class Qwen2(nnx.Module):
         cos, sin = rope_cos_sin(positions, rope_inv_freq(cfg), dtype)
         mask = attention_mask_for(batch=B, q_len=T, kv_len=S, attention_mask=attention_mask,
                                   segment_ids=segment_ids, q_offset=0 if cache is None else cache_index)
-        attn_impl = self._attn_impl()
+        attn_impl = self._attn_impl(mask)
         layer_kw = dict(cfg=cfg, cos=cos, sin=sin, mask=mask, is_causal=mask is None, dtype=dtype,
                         attn_impl=attn_impl, sh=sh)
         params = self.layers.arrays()
