@@ -1,0 +1,128 @@
+"""Examples -> fixed-shape token batches: length buckets, a seeded order, per-host slices.
+
+Rows of one batch share a padded length (the smallest bucket that fits the longest row), so a run compiles
+one train step per bucket rather than one per length. A *unit* is one example (or, for pairwise objectives,
+a (preferred, rejected) pair occupying two consecutive rows); a batch holds `batch_size` units, the last
+one of a bucket padded with masked-out rows so no data is dropped.
+
+The order is a pure function of (seed, epoch): batch k of the run is `plan(k // n) [k % n]`, so the data
+position in a checkpoint is a single integer.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+
+from w4s_jax.train.data import Example
+
+
+def bucket_lengths(max_len: int, min_bucket: int = 64) -> list[int]:
+    """Powers of two from min_bucket, then max_len."""
+    out, b = [], min_bucket
+    while b < max_len:
+        out.append(b)
+        b *= 2
+    return out + [max_len]
+
+
+def loss_token_cap(n: int, limit: int, minimum: int = 64) -> int:
+    """Static size for the loss-token buffer: n rounded up to a power of two (few distinct compiles),
+    at most `limit` (all tokens of the micro-batch)."""
+    cap = minimum
+    while cap < n:
+        cap *= 2
+    return int(min(cap, limit))
+
+
+class BatchPlan:
+    """Deterministic, epoch-wise shuffled batches of units (lists of example indices)."""
+
+    def __init__(self, examples: Sequence[Example], *, batch_size: int, max_len: int, seed: int,
+                 pairs: Sequence[tuple[int, int]] | None = None, min_bucket: int = 64):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.examples = examples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.units = [[i] for i in range(len(examples))] if pairs is None else [list(p) for p in pairs]
+        self.rows_per_unit = 1 if pairs is None else 2
+        if not self.units:
+            raise ValueError("no training units (examples or pairs) to batch")
+        self.buckets = bucket_lengths(max_len, min(min_bucket, max_len))
+        by_bucket: dict[int, list[int]] = {}
+        for u, unit in enumerate(self.units):
+            n = max(len(examples[i]) for i in unit)
+            b = next(b for b in self.buckets if b >= n)
+            by_bucket.setdefault(b, []).append(u)
+        self.by_bucket = by_bucket
+        self.batches_per_epoch = sum(-(-len(v) // batch_size) for v in by_bucket.values())
+
+    def fingerprint(self) -> str:
+        """Identifies the data and its batching, so a resume onto different data is noticed."""
+        h = hashlib.sha256()
+        for unit in self.units:
+            for i in unit:
+                e = self.examples[i]
+                h.update(e.ids.tobytes())
+                h.update(e.loss_mask.tobytes())
+                h.update(np.float64(e.reward).tobytes())
+        h.update(f"{self.batch_size}/{self.seed}/{self.buckets}".encode())
+        return h.hexdigest()[:16]
+
+    def epoch(self, epoch: int) -> list[tuple[int, list[int]]]:
+        """(bucket length, unit indices) for every batch of `epoch`, in order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        batches = []
+        for b in sorted(self.by_bucket):
+            units = list(self.by_bucket[b])
+            rng.shuffle(units)
+            batches += [(b, units[i:i + self.batch_size]) for i in range(0, len(units), self.batch_size)]
+        order = rng.permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def batch(self, position: int) -> tuple[int, list[int]]:
+        return self.epoch(position // self.batches_per_epoch)[position % self.batches_per_epoch]
+
+    def arrays(self, position: int) -> dict[str, np.ndarray]:
+        """The whole global batch at `position` as host arrays ([rows, length] / [rows])."""
+        length, units = self.batch(position)
+        return assemble(self.examples, units, self.batch_size, length, self.rows_per_unit, self.units)
+
+
+def assemble(examples: Sequence[Example], units: list[int], batch_size: int, length: int, rows_per_unit: int,
+             unit_table: list[list[int]]) -> dict[str, np.ndarray]:
+    rows = batch_size * rows_per_unit
+    out = {
+        "input_ids": np.zeros((rows, length), np.int32),
+        "targets": np.zeros((rows, length), np.int32),
+        "loss_mask": np.zeros((rows, length), bool),
+        "attention_mask": np.zeros((rows, length), bool),
+        "reward": np.zeros((rows,), np.float32),
+        "advantage": np.zeros((rows,), np.float32),
+        "ref_logprob": np.zeros((rows,), np.float32),
+        "chosen": np.zeros((rows,), bool),
+        "unit_mask": np.zeros((rows,), bool),
+    }
+    for u, unit in enumerate(units):
+        for j, i in enumerate(unit_table[unit]):
+            r, e = u * rows_per_unit + j, examples[i]
+            n = len(e)
+            out["input_ids"][r, :n] = e.ids
+            out["targets"][r, : n - 1] = e.ids[1:]
+            out["loss_mask"][r, :n] = e.loss_mask
+            out["attention_mask"][r, :n] = True
+            out["reward"][r], out["advantage"][r] = e.reward, e.advantage
+            out["ref_logprob"][r], out["chosen"][r] = e.ref_logprob, e.chosen
+            out["unit_mask"][r] = True
+    return out
+
+
+def host_slice(batch: dict[str, np.ndarray], process_index: int, process_count: int) -> dict[str, np.ndarray]:
+    """This host's contiguous share of the rows (each host feeds its own devices)."""
+    rows = next(iter(batch.values())).shape[0]
+    if rows % process_count:
+        raise ValueError(f"{rows} rows do not split over {process_count} hosts")
+    n = rows // process_count
+    return {k: v[process_index * n:(process_index + 1) * n] for k, v in batch.items()}
