@@ -52,6 +52,7 @@ class EvalResult:
     spawn_to_ready_s: float | None = None
     sandbox: str = "bwrap"
     note: str | None = None            # e.g. the worker crashed or the evaluation timed out
+    worker_cpu_s: float | None = None  # CPU used by the sandboxed worker (reported by it at the end)
 
     @property
     def status(self) -> str:
@@ -183,6 +184,7 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
                    "exec_memory_bytes": limits.exec_memory_mb << 20, "exec_parallel": limits.exec_parallel}})
     ready_at = None
     note = None
+    worker_cpu = None
     deadline = time.monotonic() + eval_timeout_s
     try:
         while True:
@@ -224,6 +226,8 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
                     raise SandboxUnavailableError(err)
                 raise WorkflowCodeError(err)
             elif kind == "done":
+                cpu = msg.get("cpu_s")
+                worker_cpu = float(cpu) if isinstance(cpu, (int, float)) else None
                 break
     finally:
         for t in list(ev.tasks):  # calls of abandoned (timed-out) threads: nobody is waiting for them
@@ -231,7 +235,9 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
         if ev.tasks:
             await asyncio.gather(*ev.tasks, return_exceptions=True)
         await wp.kill()
-    return _finish(ev, task, items, time.perf_counter() - t0, ready_at, sandbox, note, max_infra_fraction)
+    res = _finish(ev, task, items, time.perf_counter() - t0, ready_at, sandbox, note, max_infra_fraction)
+    res.worker_cpu_s = worker_cpu
+    return res
 
 
 def _finish(ev: _Evaluation, task, items, wall, ready_at, sandbox, note, max_infra_fraction) -> EvalResult:

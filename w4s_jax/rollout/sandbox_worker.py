@@ -284,7 +284,8 @@ def main() -> None:
         worker.spawn(queue, solver, agent)
     if worker.n_items:
         worker.monitor(queue, solver, agent, int(init.get("spare_threads", 16)))
-    ch.send({"t": "done"})
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    ch.send({"t": "done", "cpu_s": r.ru_utime + r.ru_stime})
     os._exit(0)
 
 

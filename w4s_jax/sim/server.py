@@ -2,7 +2,7 @@
 
 Real HTTP on 127.0.0.1 (aiohttp), so tests and benchmarks exercise the actual `openai` client. It runs
 either in a background thread of the caller (`SimServer(...).start()`), or in its own process
-(`python -m w4s_jax.sim.server ...`, which prints `LISTENING <port>` and exits when its stdin closes),
+(`python -m w4s_jax.sim ...`, which prints `LISTENING <port>` and exits when its stdin closes),
 and always stops by itself after `max_lifetime_s`.
 """
 from __future__ import annotations

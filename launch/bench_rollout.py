@@ -1,0 +1,38 @@
+"""Rollout speed: sandboxed evaluations against a 1 s-latency simulated API vs the ideal and vs the public
+W4S scheme, client CPU per call, sandbox start-up, execute_code rate (w4s_jax/rollout/bench.py).
+
+  python launch/bench_rollout.py                       # the full issue-5 set (about 1.5 min)
+  python launch/bench_rollout.py --skip_w4s --json_out=/tmp/bench.json
+"""
+import json
+
+from absl import app, flags
+
+from w4s_jax.rollout import bench
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("latency", 1.0, "simulated API latency per call, seconds")
+flags.DEFINE_integer("candidates", 5, "candidate workflows evaluated together")
+flags.DEFINE_integer("items", 128, "items per candidate")
+flags.DEFINE_integer("calls", 3, "sequential executor calls per item")
+flags.DEFINE_integer("concurrency", 256, "executor requests in flight (cap)")
+flags.DEFINE_integer("w4s_threads", 48, "threads per evaluation in the public W4S scheme")
+flags.DEFINE_bool("skip_w4s", False, "skip timing the public W4S scheme (about 45 s)")
+flags.DEFINE_integer("cpu_calls", 3000, "calls per client for the CPU-per-call measurement")
+flags.DEFINE_integer("sandbox_reps", 5, "sandbox start-ups timed (median reported)")
+flags.DEFINE_integer("exec_calls", 1280, "execute_code calls for the rate measurement")
+flags.DEFINE_string("json_out", None, "also write the results here")
+
+
+def main(_):
+    res = bench.run(latency_s=FLAGS.latency, candidates=FLAGS.candidates, items=FLAGS.items, calls=FLAGS.calls,
+                    concurrency=FLAGS.concurrency, w4s_threads=FLAGS.w4s_threads, skip_w4s=FLAGS.skip_w4s,
+                    cpu_calls=FLAGS.cpu_calls, sandbox_reps=FLAGS.sandbox_reps, exec_calls=FLAGS.exec_calls)
+    print(json.dumps(res, indent=2))
+    if FLAGS.json_out:
+        with open(FLAGS.json_out, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

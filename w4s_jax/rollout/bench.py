@@ -1,0 +1,226 @@
+"""Rollout benchmark (launch/bench_rollout.py): evaluation throughput against a slow API, the public W4S
+scheme on the same server, client CPU per call, sandbox start-up and execute_code rate.
+
+The simulated server always runs in its own process, so its CPU is not charged to the client.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from .evaluate import evaluate_workflow
+from .executor import Executor
+
+
+@dataclass
+class _Item:
+    id: str
+    question: str
+    answer: str
+
+
+class _Task:
+    name = "bench"
+    description = "benchmark"
+
+    def score(self, prediction, item) -> float:
+        return 1.0 if str(prediction).strip().endswith(item.answer) else 0.0
+
+
+def _items(n: int, tag: str = "") -> list[_Item]:
+    return [_Item(f"i{k}", f"{tag}question {k}", "7") for k in range(n)]
+
+
+def _workflow(candidate: int, calls: int) -> str:
+    # Distinct prompts per candidate and step: nothing is deduplicated, every call reaches the server.
+    return f'''
+def solver(agent, task):
+    out = ""
+    for step in range({calls}):
+        out = agent.call_llm(messages=[{{"role": "user", "content": f"candidate {candidate} step {{step}}: {{task}}"}}],
+                             temperature=0.0)[0]
+    return out
+'''
+
+
+class SimProcess:
+    """`python -m w4s_jax.sim.server` in its own process; stops when we close its stdin."""
+
+    def __init__(self, latency_s: float, reply: str = "The answer is 7"):
+        self.proc = subprocess.Popen([sys.executable, "-m", "w4s_jax.sim", "--latency", str(latency_s),
+                                      "--reply", reply, "--max-lifetime", "1800"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("LISTENING"):
+            self.proc.kill()
+            raise RuntimeError(f"sim server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of another process (the server), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox) -> dict:
+    task = _Task()
+    async with Executor(base_url, model="sim", max_concurrency=concurrency, request_timeout_s=60) as ex:
+        t0, c0 = time.perf_counter(), _cpu()
+        res = await asyncio.gather(*[
+            evaluate_workflow(_workflow(c, calls), task, _items(items), ex, sandbox=sandbox, threads=items,
+                              eval_timeout_s=600)
+            for c in range(candidates)])
+        wall = time.perf_counter() - t0
+        n = ex.stats.http_requests
+        worker = sum(r.worker_cpu_s or 0.0 for r in res)
+        return {"wall_s": wall, "http_requests": n, "accuracy": [r.accuracy for r in res],
+                "infra_errors": sum(r.infra_errors for r in res),
+                "parent_cpu_ms_per_call": 1000 * (_cpu() - c0) / max(n, 1),
+                "worker_cpu_ms_per_call": 1000 * worker / max(n, 1)}
+
+
+def _w4s_public_scheme(base_url, *, candidates, items, calls, threads) -> dict:
+    """Candidates one after another, each item in a thread of a 48-thread pool, blocking SDK calls."""
+    import openai
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
+
+    def item(c, k):
+        out = ""
+        for step in range(calls):
+            r = client.chat.completions.create(
+                model="sim", temperature=0.0,
+                messages=[{"role": "user", "content": f"w4s candidate {c} step {step}: question {k}"}])
+            out = r.choices[0].message.content
+        return out
+
+    t0, c0 = time.perf_counter(), _cpu()
+    for c in range(candidates):
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda k: item(c, k), range(items)))
+    wall = time.perf_counter() - t0
+    client.close()
+    return {"wall_s": wall, "cpu_ms_per_call": 1000 * (_cpu() - c0) / (candidates * items * calls)}
+
+
+async def _client_cpu(base_url, *, n_calls, concurrency) -> dict:
+    """CPU ms per call at `concurrency` in flight: our Executor vs the bare SDK (both HTTP clients)."""
+    import openai
+    out = {}
+    msgs = lambda i: [{"role": "user", "content": f"cpu probe {i}"}]  # noqa: E731
+
+    async def drive(fn):
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i):
+            async with sem:
+                await fn(i)
+        await one(-1)  # warm-up: connection pool, imports
+        c0 = _cpu()
+        await asyncio.gather(*[one(i) for i in range(n_calls)])
+        return 1000 * (_cpu() - c0) / n_calls
+
+    for name, http in (("sdk_httpx", None), ("sdk_aiohttp", "aiohttp")):
+        kw = {"http_client": openai.DefaultAioHttpClient()} if http else {}
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, **kw)
+        out[name] = await drive(lambda i: client.chat.completions.create(model="sim", messages=msgs(i)))
+        await client.close()
+    async with Executor(base_url, model="sim", max_concurrency=concurrency) as ex:
+        out["ours_executor"] = await drive(lambda i: ex.chat(msgs(i), temperature=0.0))
+    return out
+
+
+async def _sandbox_overhead(base_url, *, reps, exec_calls) -> dict:
+    task = _Task()
+    quick = "def solver(agent, task):\n    return '7'\n"
+    out = {}
+    async with Executor(base_url, model="sim") as ex:
+        for mode in ("bwrap", "none"):
+            ready = []
+            for _ in range(reps):
+                r = await evaluate_workflow(quick, task, _items(1), ex, sandbox=mode)
+                ready.append(r.spawn_to_ready_s)
+            out[f"spawn_to_first_item_s_{mode}"] = sorted(ready)[len(ready) // 2]
+        per_item = max(1, exec_calls // 64)
+        code = ("def solver(agent, task):\n"
+                f"    for _ in range({per_item}):\n"
+                "        v = agent.execute_code('def solution():\\n    return 3 + 4')\n"
+                "    return str(v)\n")
+        r = await evaluate_workflow(code, task, _items(64), ex, threads=64)
+        total = per_item * 64
+        out["execute_code_calls_per_s"] = total / (r.wall_s - (r.spawn_to_ready_s or 0.0))
+        out["execute_code_ok"] = r.accuracy == 1.0
+    return out
+
+
+def run(*, latency_s: float = 1.0, candidates: int = 5, items: int = 128, calls: int = 3, concurrency: int = 256,
+        w4s_threads: int = 48, skip_w4s: bool = False, cpu_calls: int = 3000, sandbox_reps: int = 5,
+        exec_calls: int = 1280, log=print) -> dict:
+    # Per-request INFO lines of the HTTP stack (absl turns INFO on) would be measured as client CPU.
+    for name in ("httpx", "httpx2", "openai", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    res: dict = {"config": dict(latency_s=latency_s, candidates=candidates, items=items, calls=calls,
+                                concurrency=concurrency, w4s_threads=w4s_threads, cpus=os.cpu_count(),
+                                loadavg_before=os.getloadavg())}
+    total_calls = candidates * items * calls
+    ideal = total_calls * latency_s / concurrency
+    with SimProcess(latency_s) as srv:
+        log(f"ours: {candidates} candidates x {items} items x {calls} calls, {latency_s:g} s latency, "
+            f"cap {concurrency} (ideal {ideal:.2f} s) ...")
+        s0 = _proc_cpu(srv.proc.pid)
+        ours = asyncio.run(_ours(srv.base_url, candidates=candidates, items=items, calls=calls,
+                                 concurrency=concurrency, sandbox="bwrap"))
+        # The server shares this box's cores: what it burns is not available to the client.
+        ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / max(ours["http_requests"], 1)
+        ours["ideal_s"] = ideal
+        ours["efficiency"] = ideal / ours["wall_s"]
+        res["ours"] = ours
+        log(f"  wall {ours['wall_s']:.2f} s, efficiency {ours['efficiency']:.3f} (goal >= 0.85)")
+        if not skip_w4s:
+            w4s_ideal = candidates * -(-items // w4s_threads) * calls * latency_s
+            log(f"public W4S scheme: candidates in sequence, {w4s_threads} threads (ideal {w4s_ideal:.1f} s) ...")
+            w = _w4s_public_scheme(srv.base_url, candidates=candidates, items=items, calls=calls,
+                                   threads=w4s_threads)
+            w["ideal_s"] = w4s_ideal
+            res["w4s_public_scheme"] = w
+            res["speedup_vs_w4s"] = w["wall_s"] / ours["wall_s"]
+            log(f"  wall {w['wall_s']:.2f} s; ours is {res['speedup_vs_w4s']:.2f}x faster (goal >= 5x)")
+    with SimProcess(0.0) as srv:
+        log(f"client CPU per call ({cpu_calls} calls, {concurrency} in flight, zero-latency server) ...")
+        res["client_cpu_ms_per_call"] = asyncio.run(_client_cpu(srv.base_url, n_calls=cpu_calls,
+                                                                 concurrency=concurrency))
+        log("  " + ", ".join(f"{k} {v:.3f} ms" for k, v in res["client_cpu_ms_per_call"].items()))
+        log("sandbox start-up and execute_code rate ...")
+        res["sandbox"] = asyncio.run(_sandbox_overhead(srv.base_url, reps=sandbox_reps, exec_calls=exec_calls))
+        log("  " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in res["sandbox"].items()))
+    res["loadavg_after"] = os.getloadavg()
+    return res
