@@ -155,8 +155,13 @@ class Executor:
                            max_keepalive_connections=self.max_concurrency + 16)
         timeout = hx.Timeout(self.request_timeout_s, connect=min(10.0, self.request_timeout_s))
         if self.http_client == "aiohttp":
-            kw["http_client"] = openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
-        else:
+            # aiohttp costs about half the client CPU per call of httpx (bench_rollout); older SDKs, or
+            # ones installed without the aiohttp extra, lack it: fall back rather than fail.
+            try:
+                kw["http_client"] = openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+            except (AttributeError, RuntimeError, TypeError) as e:
+                log.warning("openai.DefaultAioHttpClient unavailable (%s); using the httpx client", e)
+        if "http_client" not in kw:
             kw["http_client"] = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
                                   timeout=self.request_timeout_s, **kw)
