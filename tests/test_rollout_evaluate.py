@@ -208,3 +208,28 @@ def solver(agent, task):
     # Never more over the cap than the calls in flight when it was reached (at most max_concurrency).
     assert 60.0 <= spent <= 60.0 + 4 * per_call
     assert spent == pytest.approx(calls * per_call)
+
+
+def test_calls_from_threads_the_workflow_starts_are_charged_to_their_item():
+    _sandbox_or_skip()
+    code = '''
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+def solver(agent, task):
+    ask = lambda i: agent.call_llm(messages=[{"role": "user", "content": f"{task} (variant {i})"}],
+                                   temperature=0)[0]
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(ask, range(3)))
+    t = threading.Thread(target=ask, args=(9,))
+    t.start()
+    t.join()
+    return answers[0].split()[-1]
+'''
+    srv = start_server()
+    try:
+        r = run(_eval_all(srv.base_url, {"c": code}))["c"]
+    finally:
+        srv.stop()
+    assert [x.calls for x in r.records] == [4] * N and r.usage["calls"] == 4 * N
+    assert r.accuracy == pytest.approx(expected_accuracy("cot", N))

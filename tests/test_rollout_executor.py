@@ -206,3 +206,28 @@ def test_corrupt_cache_file_is_named(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ValueError, match="cache.sqlite"):
         Executor("http://127.0.0.1:9/v1", model="sim", cache_path=str(bad))
+
+
+def test_requests_per_minute_limit_paces_calls():
+    # aiolimiter lets a minute's quota through at once, then refills at rpm/60 per second.
+    with SimServer() as srv:
+        async def go(rpm):
+            async with _ex(srv, rpm=rpm) as ex:
+                t = time.perf_counter()
+                await asyncio.gather(*[ex.chat([{"role": "user", "content": f"r{i}"}]) for i in range(124)])
+                return time.perf_counter() - t
+        assert run(go(120)) >= 1.4  # 4 calls beyond the burst at 2 per second
+        assert run(go(None)) < 1.4
+
+
+def test_cache_is_sqlite_in_wal_mode(tmp_path):
+    import sqlite3
+    from w4s_jax.rollout.cache import ResponseCache
+    c = ResponseCache(tmp_path / "x.sqlite")
+    c.put("h", 0, {"contents": ["a"]})
+    c.put("h", 1, {"contents": ["b"]})
+    assert c.get("h", 1) == {"contents": ["b"]} and c.get("h", 2) is None
+    c.close()
+    db = sqlite3.connect(tmp_path / "x.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 2
