@@ -40,8 +40,9 @@ def _jax_step(model, *, chunked: bool, max_tokens: int, chunk_size: int):
         if chunked:
             lp = target_logprobs(m, ids, targets, mask, max_tokens=max_tokens, chunk_size=chunk_size)
         else:
-            logp = jax.nn.log_softmax(m(ids), axis=-1)
-            lp = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+            logits = m(ids)  # [B, T, V]: the work PyTorch does
+            lp = (jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+                  - jax.nn.logsumexp(logits, axis=-1))
         return -(lp * mask).sum() / mask.sum()
 
     return jax.jit(jax.value_and_grad(loss_fn)), state
