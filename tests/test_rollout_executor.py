@@ -217,7 +217,6 @@ def test_requests_per_minute_limit_paces_calls():
                 await asyncio.gather(*[ex.chat([{"role": "user", "content": f"r{i}"}]) for i in range(124)])
                 return time.perf_counter() - t
         assert run(go(120)) >= 1.4  # 4 calls beyond the burst at 2 per second
-        assert run(go(None)) < 1.4
 
 
 def test_cache_is_sqlite_in_wal_mode(tmp_path):

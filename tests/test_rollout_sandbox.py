@@ -159,8 +159,12 @@ def outcomes():
     finally:
         srv.stop()
         os.environ.pop("W4S_TEST_EXECUTOR_KEY", None)
-    time.sleep(0.5)
-    leftovers = set(sandbox_processes()) - before
+    # The kernel tears a PID namespace down asynchronously after its init dies: allow it a moment.
+    for _ in range(100):
+        leftovers = set(sandbox_processes()) - before
+        if not leftovers:
+            break
+        time.sleep(0.1)
     return res, after, leftovers
 
 
