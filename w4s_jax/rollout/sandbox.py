@@ -104,6 +104,7 @@ def bwrap_command(limits: SandboxLimits, *, privileged: bool) -> list[str]:
     cmd += ["--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(8 << 20), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/",  # the root tmpfs bwrap builds: nothing but /tmp stays writable
             "--chdir", "/tmp", "--clearenv"]
     for k, v in _env().items():
         cmd += ["--setenv", k, v]
