@@ -213,6 +213,7 @@ class Executor:
                    "max_completion_tokens": max_completion_tokens, "n": n}
         if response_format == "json_object":
             request["response_format"] = {"type": "json_object"}
+        # The endpoint is not part of the key: a replay may run against another server (or none).
         h = request_hash(request)
         st = self._state()
         if temperature > 0:
