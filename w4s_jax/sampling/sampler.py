@@ -176,8 +176,8 @@ def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, t
         tokens.append([out[r, :count[r]].tolist() for r in rows])
         logprobs.append([lps[r, :count[r]].tolist() for r in rows])
         reasons.append(["stop" if stopped[r] else "length" for r in rows])
-    stats = dict(prefill_s=t1 - t0, decode_s=t2 - t1, steps=int(steps), batch_rows=R, prompt_bucket=P,
-                 new_token_bucket=N)
+    stats = dict(prefill_s=t1 - t0, decode_s=t2 - t1, steps=int(steps), prefill_rows=Bb, decode_rows=R,
+                 prompt_bucket=P, new_token_bucket=N)
     return SampleResult(tokens, logprobs, reasons, stats)
 
 

@@ -1,0 +1,117 @@
+"""Sampler behaviour on the tiny preset: seeds, n samples, shared prefill, stop ids, buckets and compile
+counts, option errors, and sampling on a mesh."""
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from w4s_jax.models import Qwen2, get_preset, init_model, make_mesh, shard_model
+from w4s_jax.sampling import SamplingError, compile_counts, generate, sample
+
+PROMPTS = [[5, 9, 200, 31, 7], [44] * 9, [3, 1, 4, 1, 5, 9, 2, 6]]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return init_model(get_preset("tiny"), seed=0)
+
+
+def test_seed_reproduces_and_n_samples_differ(model):
+    kw = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5)
+    a = generate(model, PROMPTS, seed=1, **kw)
+    assert a == generate(model, PROMPTS, seed=1, **kw)
+    assert a != generate(model, PROMPTS, seed=2, **kw)
+    for per_prompt in a:
+        assert len(per_prompt) == 5 and all(len(s) == 24 for s in per_prompt)
+        assert len({tuple(s) for s in per_prompt}) == 5  # the n samples differ
+    assert len({tuple(a[i][0]) for i in range(3)}) == 3
+
+
+def test_prefill_runs_once_per_prompt_not_per_sample(model, monkeypatch):
+    shapes = []
+    original = Qwen2.hidden_states
+
+    def spy(self, input_ids, *args, **kwargs):
+        shapes.append(tuple(input_ids.shape))  # recorded while tracing: the shapes each program runs
+        return original(self, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(Qwen2, "hidden_states", spy)
+    # A prompt length bucket (64) used by no other test, so both programs are traced here.
+    res = sample(model, [list(range(1, 51))], max_new_tokens=8, temperature=1.0, n=5, seed=0)
+    assert shapes == [(1, 64), (5, 1)], shapes  # prefill: 1 row of 64 slots; decode: 5 rows, 1 token
+    assert res.stats["prefill_rows"] == 1 and res.stats["decode_rows"] == 5
+    assert len({tuple(s) for s in res.tokens[0]}) == 5
+
+
+def test_stop_ids_end_each_row_and_nothing_follows(model):
+    stops = list(range(0, 512, 9))  # about one token in nine ends a sample
+    res = sample(model, PROMPTS, max_new_tokens=24, temperature=1.0, n=4, seed=3, stop_ids=stops)
+    lengths = [len(s) for per in res.tokens for s in per]
+    assert min(lengths) < 24 and len(set(lengths)) > 2  # rows stop at different steps
+    for per, reasons, lps in zip(res.tokens, res.finish_reasons, res.logprobs):
+        for toks, reason, lp in zip(per, reasons, lps):
+            assert not set(toks) & set(stops)
+            assert reason == ("length" if len(toks) == 24 else "stop")
+            assert len(lp) == len(toks) and all(v <= 0 for v in lp)
+    # Reproducible, and every row's prefix equals the same sample drawn without stop ids up to its stop.
+    free = sample(model, PROMPTS, max_new_tokens=24, temperature=1.0, n=4, seed=3)
+    for per, per_free in zip(res.tokens, free.tokens):
+        for toks, full in zip(per, per_free):
+            cut = next((i for i, t in enumerate(full) if t in stops), 24)
+            assert toks == full[:cut]
+
+
+def test_same_buckets_do_not_recompile(model):
+    generate(model, [[1, 2, 3], [4] * 20], max_new_tokens=10, temperature=0.9, top_k=20, top_p=0.9, seed=0)
+    before = compile_counts()
+    # Other prompt lengths (same 32-slot bucket, 2 prompts), budget (same 32 bucket), seed, temperature,
+    # top_p and top_k (same 32 candidate bucket): the same programs.
+    out = generate(model, [[7] * 30, [8, 9]], max_new_tokens=17, temperature=0.5, top_k=30, top_p=0.8, seed=5)
+    assert compile_counts() == before
+    assert [len(s[0]) for s in out] == [17, 17]
+    # A longer prompt moves to the next bucket: one new prefill and one new decode program.
+    generate(model, [[7] * 40, [8, 9]], max_new_tokens=17, temperature=0.5, top_k=30, top_p=0.8, seed=5)
+    after = compile_counts()
+    assert after["prefill"] == before["prefill"] + 1 and after["decode"] == before["decode"] + 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(temperature=-0.5), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
+    (dict(top_p=0.0), "top_p must be in (0, 1]"),
+    (dict(top_p=1.5), "top_p must be in (0, 1]"),
+    (dict(top_k=-1), "top_k must be an integer >= 0"),
+    (dict(n=0), "n (samples per prompt) must be an integer >= 1"),
+    (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+    (dict(stop_ids=[512]), "stop id 512 is not a token id"),
+    (dict(max_new_tokens=2040), "prompt 1 has 9 tokens; with max_new_tokens=2040 that exceeds the model's "
+                                "context of 2048 tokens (at most 8 prompt tokens)"),
+])
+def test_bad_options_fail_up_front_with_one_clear_error(model, kwargs, message):
+    kw = dict(max_new_tokens=4) | kwargs
+    before = compile_counts()
+    with pytest.raises(SamplingError, match=re.escape(message)):
+        generate(model, [[1, 2], [3] * 9], **kw)
+    assert compile_counts() == before
+
+
+@pytest.mark.parametrize("prompts,message", [
+    ([], "prompt_ids must be a non-empty list"),
+    ([[1, 2], []], "prompt 1 is empty"),
+    ([[1, 600]], "prompt 0 holds 600, not a token id"),
+    (["hello"], "prompt 0 must be a list of token ids"),
+])
+def test_bad_prompts(model, prompts, message):
+    with pytest.raises(SamplingError, match=re.escape(message)):
+        generate(model, prompts, max_new_tokens=4)
+
+
+def test_sampling_on_a_mesh_equals_one_device(model):
+    kw = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5, seed=1)
+    want_sampled = generate(model, PROMPTS, **kw)
+    want_greedy = generate(model, PROMPTS, max_new_tokens=24)
+    assert len(jax.devices()) == 8
+    sharded = shard_model(model, make_mesh(data=2, fsdp=2, tensor=2))
+    assert generate(sharded, PROMPTS, max_new_tokens=24) == want_greedy
+    assert generate(sharded, PROMPTS, **kw) == want_sampled
