@@ -77,7 +77,7 @@ def base() -> ml_collections.ConfigDict:
     c.lora.alpha = 32.0
     c.lora.targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, devices=0))  # devices: 0 = all
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval = 50

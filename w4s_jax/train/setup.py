@@ -64,7 +64,8 @@ def validate_config(cfg) -> None:
 
 def build_mesh(cfg):
     try:
-        return make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+        devices = jax.devices()[:cfg.mesh.devices] if cfg.mesh.devices else None
+        return make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor, devices=devices)
     except ValueError as e:
         raise ConfigError(f"config mesh: {e}") from None
 
