@@ -48,6 +48,7 @@ def base() -> ml_collections.ConfigDict:
     c.data.synthetic = False    # write a synthetic trajectory file into the workdir and train on it
     c.data.max_len = 8192
     c.data.min_bucket = 256
+    c.data.min_loss_cap = 64    # smallest static loss-token buffer (rounded up in powers of two)
     c.data.loss_on = "action"   # action | all_assistant
     c.data.truncate = "middle"  # middle | left | drop
     c.data.keep_head = 512

@@ -188,7 +188,7 @@ def train(cfg) -> dict:
             host = plan.arrays(position)
             length = host["input_ids"].shape[1]
             cap = loss_token_cap(step_lib.micro_loss_counts(host, cfg.accum_steps, rows_per_unit),
-                                 limit=micro_rows * length)
+                                 limit=micro_rows * length, minimum=cfg.data.min_loss_cap)
             batch = step_lib.device_batch(host, rules, objective, pid, pcount)
             state, metrics = train_step(state, frozen, batch, max_tokens=cap)
             position += 1
