@@ -230,3 +230,17 @@ def test_cache_is_sqlite_in_wal_mode(tmp_path):
     db = sqlite3.connect(tmp_path / "x.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 2
+
+
+def test_cancelled_owner_of_a_shared_greedy_call_does_not_fail_the_others():
+    with SimServer(_counter_responder(), latency_s=0.3) as srv:
+        async def go():
+            async with _ex(srv) as ex:
+                owner = asyncio.ensure_future(ex.chat(MSG, temperature=0))
+                await asyncio.sleep(0.05)
+                waiter = asyncio.ensure_future(ex.chat(MSG, temperature=0))
+                await asyncio.sleep(0.05)
+                owner.cancel()
+                return await waiter
+        res = run(go())
+        assert res.contents in (["reply-0"], ["reply-1"]) and srv.stats["requests"] == 2

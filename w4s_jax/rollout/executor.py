@@ -67,6 +67,10 @@ class ExecutorStats:
     usage: Usage = field(default_factory=Usage)
 
 
+class _OwnerCancelled(Exception):
+    """The call that others were waiting on was cancelled by its own caller."""
+
+
 class _LoopState:
     """Everything bound to one event loop: the client, the in-flight cap, the rate limiters."""
 
@@ -224,9 +228,13 @@ class Executor:
             key = f"{h}:{sample}"
         else:
             sample, key = 0, f"{h}:0"
-            pending = st.inflight.get(key)
-            if pending is not None:  # identical greedy request already in flight: share its answer
-                res = await asyncio.shield(pending)
+            # Identical greedy request already in flight: share its answer. If its caller was cancelled
+            # (an abandoned evaluation), that is no failure of ours: make the call ourselves.
+            while (pending := st.inflight.get(key)) is not None:
+                try:
+                    res = await asyncio.shield(pending)
+                except _OwnerCancelled:
+                    continue
                 self.stats.calls += 1
                 return ChatResult(res.contents, Usage(), True, 0.0, resolved)
         t0 = time.perf_counter()
@@ -247,7 +255,7 @@ class Executor:
             if fut is not None:
                 st.inflight.pop(key, None)
                 if not fut.done():
-                    fut.set_exception(e if isinstance(e, Exception) else InfraError("call cancelled"))
+                    fut.set_exception(e if isinstance(e, Exception) else _OwnerCancelled())
                     fut.exception()  # mark retrieved: waiters, if any, re-raise it themselves
             if isinstance(e, (InfraError, RequestRejectedError)):
                 raise self._fail(e) from None
