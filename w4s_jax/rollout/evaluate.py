@@ -185,50 +185,54 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
     ready_at = None
     note = None
     worker_cpu = None
-    deadline = time.monotonic() + eval_timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + eval_timeout_s
     try:
-        while True:
-            limit = deadline - time.monotonic()
-            if ready_at is None:
-                limit = min(limit, load_timeout_s)
-            try:
-                msg = await asyncio.wait_for(wp.recv(), max(limit, 0.001))
-            except asyncio.TimeoutError:
-                if ready_at is None:
-                    raise WorkflowCodeError(f"loading the workflow code took longer than {load_timeout_s:g} s "
-                                            "(module-level code must not block)") from None
-                note = f"the evaluation timed out after {eval_timeout_s:g} s"
-                break
-            except ProtocolError as e:
-                note = f"the worker broke the control protocol ({e}); the workflow may have written to it"
-                break
-            if msg is None:
-                if ready_at is None:
-                    raise SandboxUnavailableError("the sandbox worker exited before loading the workflow: "
-                                                  + (wp.stderr_text[-2000:] or "no diagnostics"))
-                rc = await wp.kill()
-                note = f"the sandbox worker exited (status {rc}) before all items finished"
-                break
-            kind = msg["t"]
-            if kind == "call":
-                t = asyncio.ensure_future(ev.handle_call(wp, msg))
-                ev.tasks.add(t)
-                t.add_done_callback(ev.tasks.discard)
-            elif kind == "result":
-                i = msg.get("item")
-                if isinstance(i, int) and 0 <= i < len(items) and i not in ev.results:
-                    ev.results[i] = msg
-            elif kind == "ready":
-                ready_at = time.perf_counter() - t0
-            elif kind == "fatal":
-                err = str(msg.get("error", "unknown error"))
-                if err.startswith("sandbox:"):
-                    raise SandboxUnavailableError(err)
-                raise WorkflowCodeError(err)
-            elif kind == "done":
-                cpu = msg.get("cpu_s")
-                worker_cpu = float(cpu) if isinstance(cpu, (int, float)) else None
-                break
+        # One timeout scope per phase, not one wait_for per message: that costs a task per message.
+        try:
+            async with asyncio.timeout(min(load_timeout_s, eval_timeout_s)):
+                while ready_at is None:
+                    msg = await wp.recv()
+                    if msg is None:
+                        raise SandboxUnavailableError("the sandbox worker exited before loading the workflow: "
+                                                      + (wp.stderr_text[-2000:] or "no diagnostics"))
+                    if msg["t"] == "fatal":
+                        err = str(msg.get("error", "unknown error"))
+                        if err.startswith("sandbox:"):
+                            raise SandboxUnavailableError(err)
+                        raise WorkflowCodeError(err)
+                    if msg["t"] == "ready":
+                        ready_at = time.perf_counter() - t0
+        except TimeoutError:
+            raise WorkflowCodeError(f"loading the workflow code took longer than {load_timeout_s:g} s "
+                                    "(module-level code must not block)") from None
+        except ProtocolError as e:
+            raise WorkflowCodeError(f"the workflow broke the worker's control channel while loading: {e}") from None
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    msg = await wp.recv()
+                    if msg is None:
+                        rc = await wp.kill()
+                        note = f"the sandbox worker exited (status {rc}) before all items finished"
+                        break
+                    kind = msg["t"]
+                    if kind == "call":
+                        t = asyncio.ensure_future(ev.handle_call(wp, msg))
+                        ev.tasks.add(t)
+                        t.add_done_callback(ev.tasks.discard)
+                    elif kind == "result":
+                        i = msg.get("item")
+                        if isinstance(i, int) and 0 <= i < len(items) and i not in ev.results:
+                            ev.results[i] = msg
+                    elif kind == "done":
+                        cpu = msg.get("cpu_s")
+                        worker_cpu = float(cpu) if isinstance(cpu, (int, float)) else None
+                        break
+        except TimeoutError:
+            note = f"the evaluation timed out after {eval_timeout_s:g} s"
+        except ProtocolError as e:
+            note = f"the worker broke the control protocol ({e}); the workflow may have written to it"
     finally:
         for t in list(ev.tasks):  # calls of abandoned (timed-out) threads: nobody is waiting for them
             t.cancel()

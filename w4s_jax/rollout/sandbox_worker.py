@@ -62,6 +62,7 @@ class Worker:
         self.pending: dict[int, list] = {}
         self.running: dict[int, dict] = {}   # item index -> timing state
         self.reported: set[int] = set()
+        self.sent = 0
         self.n_items = len(init["items"])
         self.all_done = threading.Event()
         self.item_timeout = float(init.get("item_timeout_s", 120.0))
@@ -119,9 +120,12 @@ class Worker:
                 return
             self.reported.add(idx)
             st = self.running.pop(idx, None)
-            done = len(self.reported) == self.n_items
         lat = time.monotonic() - st["start"] if st else None
         self.ch.send({"t": "result", "item": idx, "latency_s": lat, **fields})
+        # Counted once sent, not once claimed: `done` must not overtake a result still being written.
+        with self.lock:
+            self.sent += 1
+            done = self.sent == self.n_items
         if done:
             self.all_done.set()
 
