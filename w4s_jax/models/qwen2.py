@@ -233,9 +233,9 @@ class Qwen2(nnx.Module):
         cfg = self.config
         shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
         dtype = self.dtype if dtype is None else dtype
-        zeros = jnp.zeros(shape, dtype)
         names = ("layers", "batch", "cache_length", "act_kv_heads", None)
-        return {"k": constrain(zeros, names, self.sharding), "v": constrain(zeros, names, self.sharding)}
+        # Two separate buffers: a jit that donates the cache may not receive one buffer twice.
+        return {k: constrain(jnp.zeros(shape, dtype), names, self.sharding) for k in ("k", "v")}
 
     def hidden_states(self, input_ids: Array, attention_mask: Array | None = None, *,
                       positions: Array | None = None, segment_ids: Array | None = None,
