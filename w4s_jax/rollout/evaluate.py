@@ -109,6 +109,14 @@ def _validate_request(req: Any) -> str | None:
     return None
 
 
+def _worker_limits(limits: SandboxLimits, n_threads: int, sandbox: str) -> dict:
+    return {"memory_bytes": limits.memory_mb << 20, "cpu_s": limits.cpu_s, "file_bytes": limits.file_mb << 20,
+            # item threads + their spares + reader/monitor + what the workflow may start itself
+            "nproc": n_threads + 16 + limits.extra_procs if sandbox == "bwrap" else None,
+            "open_files": limits.open_files, "thread_stack_bytes": limits.thread_stack_kb << 10,
+            "exec_memory_bytes": limits.exec_memory_mb << 20, "exec_parallel": limits.exec_parallel}
+
+
 class _Evaluation:
     def __init__(self, items, executor: Executor, n: int):
         self.items, self.executor = items, executor
@@ -174,20 +182,17 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
     wp = WorkerProcess(sandbox, limits)
     await wp.start()
     privileged = sandbox == "bwrap" and os.geteuid() == 0
-    await wp.send({
-        "t": "init", "code": code, "items": [{"i": i, "question": it.question} for i, it in enumerate(items)],
-        "threads": n_threads, "spare_threads": 16, "item_timeout_s": item_timeout_s,
-        "uid": wp.uid, "require_unprivileged": privileged,
-        "limits": {"memory_bytes": limits.memory_mb << 20, "cpu_s": limits.cpu_s, "file_bytes": limits.file_mb << 20,
-                   "nproc": n_threads + 16 + limits.extra_procs if sandbox == "bwrap" else None,
-                   "open_files": limits.open_files, "thread_stack_bytes": limits.thread_stack_kb << 10,
-                   "exec_memory_bytes": limits.exec_memory_mb << 20, "exec_parallel": limits.exec_parallel}})
     ready_at = None
     note = None
     worker_cpu = None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + eval_timeout_s
     try:
+        await wp.send({
+            "t": "init", "code": code, "items": [{"i": i, "question": it.question} for i, it in enumerate(items)],
+            "threads": n_threads, "spare_threads": 16, "item_timeout_s": item_timeout_s,
+            "uid": wp.uid, "require_unprivileged": privileged,
+            "limits": _worker_limits(limits, n_threads, sandbox)})
         # One timeout scope per phase, not one wait_for per message: that costs a task per message.
         try:
             async with asyncio.timeout(min(load_timeout_s, eval_timeout_s)):
