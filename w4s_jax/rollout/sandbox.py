@@ -214,10 +214,12 @@ class WorkerProcess:
             return None
         if self.proc.returncode is None:
             try:
+                # os.kill rather than proc.kill(): Popen.kill() first polls, and that poll can reap the
+                # child under asyncio's child watcher, which then logs "Unknown child process".
                 if self.mode == "none":
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 else:  # bwrap --die-with-parent: its PID namespace, and all in it, goes with it
-                    self.proc.kill()
+                    os.kill(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         rc = await self.proc.wait()
