@@ -136,6 +136,12 @@ class Checkpointer:
             return out["state"], dict(out["meta"]), step
         return None
 
+    def read(self, step: int):
+        """(state, meta) of one step as saved (arrays on the default device), for inspection and tests."""
+        out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                                meta=ocp.args.JsonRestore()))
+        return out["state"], dict(out["meta"])
+
     def _quarantine(self, step: int) -> None:
         log.error("checkpoint step %d in %s failed its checksum manifest (corrupted); moving it aside and "
                   "using the previous good step", step, self.directory)
