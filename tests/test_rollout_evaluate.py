@@ -233,3 +233,29 @@ def solver(agent, task):
         srv.stop()
     assert [x.calls for x in r.records] == [4] * N and r.usage["calls"] == 4 * N
     assert r.accuracy == pytest.approx(expected_accuracy("cot", N))
+
+
+def test_load_and_evaluation_timeouts():
+    _sandbox_or_skip()
+    task = ArithTask(4)
+    srv = start_server(latency_s=0.0)
+
+    async def go(code, **kw):
+        async with Executor(srv.base_url, model="sim") as ex:
+            return await evaluate_workflow(code, task, task.items("valid"), ex, **kw)
+    try:
+        with pytest.raises(WorkflowCodeError, match="loading the workflow code took longer than 1 s"):
+            run(go("while True:\n    pass\ndef solver(agent, task):\n    return 1\n", load_timeout_s=1))
+        slow = '''
+import time
+def solver(agent, task):
+    if int(task.split()[1].rstrip(":")) % 2:
+        time.sleep(30)
+    return agent.call_llm(messages=[{"role": "user", "content": task}], temperature=0)[0].split()[-1]
+'''
+        r = run(go(slow, eval_timeout_s=3))
+    finally:
+        srv.stop()
+    assert "timed out after 3 s" in r.note and r.wall_s < 10
+    assert [x.correct for x in r.records] == [True, False, True, False]
+    assert all("timed out" in x.error for x in r.records[1::2]) and r.infra_errors == 0
