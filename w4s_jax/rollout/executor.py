@@ -118,10 +118,12 @@ class Executor:
                 raise ValueError(f"Executor: environment variable {api_key_env} (the API key for {base_url}) "
                                  "is not set")
         self._api_key = key
-        for m in {model, *self.model_map.values()}:
-            if budget_usd is not None and prices_mod.lookup(m, self._prices) is None:
-                raise ValueError(f"Executor: budget_usd is set but model {m!r} has no price in the price table "
-                                 "(w4s_jax/rollout/prices.py, or pass price_table=)")
+        for m in sorted({model, *self.model_map.values()}):
+            if prices_mod.lookup(m, self._prices) is None:
+                if budget_usd is not None:
+                    raise ValueError(f"Executor: budget_usd is set but model {m!r} has no price in the price "
+                                     "table (w4s_jax/rollout/prices.py, or pass price_table=)")
+                log.warning("Executor: model %r has no price in the price table; its cost is counted as 0", m)
         self.cache = ResponseCache(cache_path) if cache_path else None
         self.stats = ExecutorStats()
         self._spent = 0.0
