@@ -75,7 +75,10 @@ class Worker:
     def call(self, request: dict) -> list:
         item = self.current_item()
         rid = next(self.ids)
-        ev = threading.Event()
+        # A held lock as a one-shot event: the reader releases it. Cheaper than threading.Event,
+        # which matters at hundreds of calls per second.
+        ev = threading.Lock()
+        ev.acquire()
         slot = [ev, None]
         self.pending[rid] = slot
         st = self.running.get(item) if item is not None else None
@@ -84,7 +87,7 @@ class Worker:
             st["calls_open"] += 1
         try:
             self.ch.send({"t": "call", "id": rid, "item": item, "req": request})
-            ev.wait()
+            ev.acquire()
         finally:
             if st is not None:  # time spent waiting on the API is not the workflow's to pay for
                 st["api_wait"] += time.monotonic() - t0
@@ -112,7 +115,7 @@ class Worker:
                 slot = self.pending.pop(msg.get("id"), None)
                 if slot is not None:
                     slot[1] = msg
-                    slot[0].set()
+                    slot[0].release()
 
     def report(self, idx: int, **fields) -> None:
         with self.lock:
