@@ -259,3 +259,29 @@ def solver(agent, task):
     assert "timed out after 3 s" in r.note and r.wall_s < 10
     assert [x.correct for x in r.records] == [True, False, True, False]
     assert all("timed out" in x.error for x in r.records[1::2]) and r.infra_errors == 0
+
+
+def test_answers_of_any_type_and_size_come_back_bounded():
+    _sandbox_or_skip()
+    code = '''
+class Odd:
+    def __repr__(self):
+        return "Odd()"
+
+def solver(agent, task):
+    k = int(task.split()[1].rstrip(":"))
+    return [lambda: 1, Odd(), {"a": [1, 2]}, "x" * 10_000_000][k % 4]
+'''
+    task = ArithTask(4)
+    srv = start_server()
+
+    async def go():
+        async with Executor(srv.base_url, model="sim") as ex:
+            return await evaluate_workflow(code, task, task.items("valid"), ex)
+    try:
+        r = run(go())
+    finally:
+        srv.stop()
+    ans = [x.answer for x in r.records]
+    assert ans[0].startswith("<function") and ans[1] == "Odd()" and ans[2] == {"a": [1, 2]}
+    assert len(ans[3]) <= 100_002 and r.workflow_errors == 0 and r.note is None

@@ -149,12 +149,11 @@ class Worker:
             self.report(idx, error=text)
             return
         try:
-            json.dumps(answer)
-            value = answer
-        except (TypeError, ValueError):
+            value = answer if len(json.dumps(answer)) <= MAX_ANSWER_CHARS else repr(answer)
+        except (TypeError, ValueError, RecursionError):
             value = repr(answer)
         if isinstance(value, str) and len(value) > MAX_ANSWER_CHARS:
-            value = value[:MAX_ANSWER_CHARS]
+            value = value[:MAX_ANSWER_CHARS]  # answers are short; a huge one is cut, not a protocol error
         self.report(idx, answer=value)
 
     def pool_loop(self, queue, solver, agent) -> None:
