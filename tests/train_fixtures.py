@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,12 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_REPO, "configs"))
 
 import train as train_configs  # noqa: E402  (configs/train.py)
+
+# Every tiny run in a test process compiles the same init and train-step programs: a persistent
+# compilation cache (private to this process) makes the repeats cost seconds instead of tens of seconds.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="w4s-jax-cache-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def tiny_config(workdir, **overrides):

@@ -48,14 +48,16 @@ def _config_error(e: BaseException) -> str:
     return " ".join(msg.split())
 
 
-def run(argv=None):
-    argv = list(sys.argv if argv is None else argv)
-    try:  # parse first, so a mistyped --config.<key> is one clear line rather than a traceback
-        flags.FLAGS(argv)
+def _parse_flags(argv):
+    try:  # a mistyped --config.<key> is one clear line rather than a traceback
+        return flags.FLAGS(argv)
     except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
         print(f"error: bad --config override: {_config_error(e)}", file=sys.stderr)
         sys.exit(2)
-    app.run(main, argv=argv)
+
+
+def run(argv=None):
+    app.run(main, argv=argv, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

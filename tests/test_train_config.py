@@ -1,0 +1,42 @@
+"""Config presets and validation: every bad value is one clear error naming the key."""
+import pytest
+
+from train_fixtures import tiny_config, train_configs
+from w4s_jax.models import ConfigError
+from w4s_jax.train.setup import validate_config
+
+
+def test_presets_build_and_are_locked():
+    for name in train_configs.PRESETS:
+        c = train_configs.get_config(name)
+        assert c.preset == name
+        with pytest.raises(AttributeError, match="Did you mean"):
+            c.optim.lrr = 1.0
+    big = train_configs.get_config("qwen2.5-coder-7b-full-1gpu")
+    assert big.optim.state_dtype == "bfloat16" and big.model.param_dtype == "bfloat16" and big.model.remat == "full"
+    assert train_configs.get_config("qwen2.5-coder-7b-lora-1gpu").lora.enabled
+    with pytest.raises(ValueError, match="unknown train preset"):
+        train_configs.get_config("tinyy")
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("objective.name", "rwrr", "objective.name: unknown objective 'rwrr'"),
+    ("accum_steps", 3, "accum_steps: must divide batch_size=4"),
+    ("model.remat", "fulll", "model.remat: unknown policy"),
+    ("model.dtype", "fp8", "model.dtype: must be one of"),
+    ("data.loss_on", "assistant", "data.loss_on: must be one of"),
+    ("lora.targets", ("q_proj", "qkv"), "lora.targets: ['qkv'] not among"),
+    ("data.synthetic", False, "data.path: set a trajectory file"),
+])
+def test_bad_values(tmp_path, key, value, msg):
+    extra = {"lora.enabled": True} if key.startswith("lora") else {}
+    cfg = tiny_config(tmp_path, **{key: value}, **extra)
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace("[", r"\[")):
+        validate_config(cfg)
+
+
+def test_bad_objective_option(tmp_path):
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(TypeError, match="tau"):  # ConfigDict keeps each field's type
+        cfg.objective.rwr.tau = "hot"
+    validate_config(tiny_config(tmp_path))
