@@ -88,6 +88,14 @@ def _opt_shardings(tx, params, param_sharding, replicated):
                                  is_leaf=lambda x: isinstance(x, NamedSharding))
 
 
+def _sharded_fraction(tree) -> float:
+    """Share of the bytes of `tree` held in arrays split over devices (not fully replicated)."""
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "sharding") and x.size > 1]
+    total = sum(x.nbytes for x in leaves)
+    split = sum(x.nbytes for x in leaves if not x.sharding.is_fully_replicated)
+    return split / total if total else 0.0
+
+
 def _write_run_config(cfg) -> None:
     if jax.process_index() != 0:
         return
@@ -219,6 +227,7 @@ def train(cfg) -> dict:
             if preempted:
                 log.warning("preempted: checkpoint at step %d written; exiting", step)
                 break
+    sharded = {k: _sharded_fraction(state[k]) for k in ("params", "opt")}
     if saved_at != step:
         ckpt.save(step, state, meta_for(position), force=True)
     ckpt.close()
@@ -231,4 +240,5 @@ def train(cfg) -> dict:
             from w4s_jax.models import save_pretrained
 
             save_pretrained(final, os.path.join(cfg.workdir, "hf"))
-    return {"step": step, "metrics": last_metrics, "preempted": preempted, "data": data.report}
+    return {"step": step, "metrics": last_metrics, "preempted": preempted, "data": data.report,
+            "sharded_fraction": sharded}
