@@ -91,3 +91,15 @@ def test_lora_trains_factors_only_and_exports_merged(tmp_path):
     ids = np.arange(40, dtype=np.int32).reshape(2, 20)
     want = base(ids, lora=as_model_lora(state["params"]), lora_scale=cfg.lora.alpha / cfg.lora.rank)
     np.testing.assert_allclose(np.asarray(merged(ids)), np.asarray(want), atol=2e-5)
+
+
+def test_dpo_starts_at_log2_against_its_frozen_reference(tmp_path):
+    cfg = tiny_config(tmp_path / "dpo", total_steps=3, **{"objective.name": "dpo", "objective.dpo.beta": 0.5,
+                                                           "optim.lr": 1e-2})
+    summary = train(cfg)
+    assert summary["data"]["pairs"] > 0
+    rows = read_metrics(cfg.workdir)
+    # at step 1 the policy is the reference: every margin is 0, the loss log 2
+    np.testing.assert_allclose(rows[0]["loss"], np.log(2.0), atol=1e-4)  # fp32 sums of ~100 log-probs
+    np.testing.assert_allclose(rows[0]["margin"], 0.0, atol=1e-4)
+    assert rows[-1]["margin"] > 0 and rows[-1]["loss"] < np.log(2.0)
