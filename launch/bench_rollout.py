@@ -11,6 +11,8 @@ two cores and itself costs about 0.6 ms CPU per call:
              client CPU per call: SDK+httpx 6.84 ms, SDK+aiohttp 2.24 ms, our Executor 1.36 ms;
              sandboxed worker 0.76 ms/call; spawn to first item 0.094 s (bwrap) vs 0.094 s (no sandbox);
              execute_code 316 calls/s (2 snippets at a time per worker).
+  load ~2.6: ours 10.1 s = 0.74, W4S scheme 46.8 s: 4.6x; SDK+httpx 5.63 ms, SDK+aiohttp 1.99 ms, ours
+             1.23 ms per call; spawn to first item 0.111 s; execute_code 333 calls/s.
   load ~8:   ours 14.4 s = 0.52, W4S scheme 47.6 s: 3.3x (CPU-starved: ours needs ~2.6 CPU-ms per call
              across client, worker and server within the 7.5 s; the W4S scheme spreads it over 45 s).
 """
