@@ -10,6 +10,8 @@ from w4s_jax.models import Qwen2, get_preset, init_model, make_mesh, shard_model
 from w4s_jax.sampling import SamplingError, compile_counts, generate, sample
 
 PROMPTS = [[5, 9, 200, 31, 7], [44] * 9, [3, 1, 4, 1, 5, 9, 2, 6]]
+# Most tests share these settings (and so one pair of compiled programs; compiling dominates test time).
+SAMPLED = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5)
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +20,9 @@ def model():
 
 
 def test_seed_reproduces_and_n_samples_differ(model):
-    kw = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5)
-    a = generate(model, PROMPTS, seed=1, **kw)
-    assert a == generate(model, PROMPTS, seed=1, **kw)
-    assert a != generate(model, PROMPTS, seed=2, **kw)
+    a = generate(model, PROMPTS, seed=1, **SAMPLED)
+    assert a == generate(model, PROMPTS, seed=1, **SAMPLED)
+    assert a != generate(model, PROMPTS, seed=2, **SAMPLED)
     for per_prompt in a:
         assert len(per_prompt) == 5 and all(len(s) == 24 for s in per_prompt)
         assert len({tuple(s) for s in per_prompt}) == 5  # the n samples differ
@@ -38,7 +39,7 @@ def test_prefill_runs_once_per_prompt_not_per_sample(model, monkeypatch):
 
     monkeypatch.setattr(Qwen2, "hidden_states", spy)
     # A prompt length bucket (64) used by no other test, so both programs are traced here.
-    res = sample(model, [list(range(1, 51))], max_new_tokens=8, temperature=1.0, n=5, seed=0)
+    res = sample(model, [list(range(1, 51))], max_new_tokens=8, temperature=1.0, top_p=0.95, n=5, seed=0)
     assert shapes == [(1, 64), (5, 1)], shapes  # prefill: 1 row of 64 slots; decode: 5 rows, 1 token
     assert res.stats["prefill_rows"] == 1 and res.stats["decode_rows"] == 5
     assert len({tuple(s) for s in res.tokens[0]}) == 5
@@ -46,7 +47,7 @@ def test_prefill_runs_once_per_prompt_not_per_sample(model, monkeypatch):
 
 def test_stop_ids_end_each_row_and_nothing_follows(model):
     stops = list(range(0, 512, 9))  # about one token in nine ends a sample
-    res = sample(model, PROMPTS, max_new_tokens=24, temperature=1.0, n=4, seed=3, stop_ids=stops)
+    res = sample(model, PROMPTS, seed=3, stop_ids=stops, **SAMPLED)
     lengths = [len(s) for per in res.tokens for s in per]
     assert min(lengths) < 24 and len(set(lengths)) > 2  # rows stop at different steps
     for per, reasons, lps in zip(res.tokens, res.finish_reasons, res.logprobs):
@@ -55,7 +56,7 @@ def test_stop_ids_end_each_row_and_nothing_follows(model):
             assert reason == ("length" if len(toks) == 24 else "stop")
             assert len(lp) == len(toks) and all(v <= 0 for v in lp)
     # Reproducible, and every row's prefix equals the same sample drawn without stop ids up to its stop.
-    free = sample(model, PROMPTS, max_new_tokens=24, temperature=1.0, n=4, seed=3)
+    free = sample(model, PROMPTS, seed=3, **SAMPLED)
     for per, per_free in zip(res.tokens, free.tokens):
         for toks, full in zip(per, per_free):
             cut = next((i for i, t in enumerate(full) if t in stops), 24)
@@ -63,15 +64,16 @@ def test_stop_ids_end_each_row_and_nothing_follows(model):
 
 
 def test_same_buckets_do_not_recompile(model):
-    generate(model, [[1, 2, 3], [4] * 20], max_new_tokens=10, temperature=0.9, top_k=20, top_p=0.9, seed=0)
+    generate(model, [[1, 2, 3], [4] * 20, [5]], max_new_tokens=10, temperature=0.9, top_k=20, top_p=0.9, n=5)
     before = compile_counts()
-    # Other prompt lengths (same 32-slot bucket, 2 prompts), budget (same 32 bucket), seed, temperature,
-    # top_p and top_k (same 32 candidate bucket): the same programs.
-    out = generate(model, [[7] * 30, [8, 9]], max_new_tokens=17, temperature=0.5, top_k=30, top_p=0.8, seed=5)
+    # Other prompt lengths (same 32-slot bucket), prompt count (same bucket of 4), budget (same 32 bucket),
+    # seed, temperature, top_p and top_k (same 32 candidate bucket): the same programs.
+    out = generate(model, [[7] * 30, [8, 9], [1], [2]], max_new_tokens=17, temperature=0.5, top_k=30,
+                   top_p=0.8, n=5, seed=5)
     assert compile_counts() == before
-    assert [len(s[0]) for s in out] == [17, 17]
+    assert [len(s) for per in out for s in per] == [17] * 20
     # A longer prompt moves to the next bucket: one new prefill and one new decode program.
-    generate(model, [[7] * 40, [8, 9]], max_new_tokens=17, temperature=0.5, top_k=30, top_p=0.8, seed=5)
+    generate(model, [[7] * 40, [8, 9]], max_new_tokens=17, temperature=0.5, top_k=30, top_p=0.8, n=5, seed=5)
     after = compile_counts()
     assert after["prefill"] == before["prefill"] + 1 and after["decode"] == before["decode"] + 1
 
@@ -85,6 +87,7 @@ def test_same_buckets_do_not_recompile(model):
     (dict(n=0), "n (samples per prompt) must be an integer >= 1"),
     (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
     (dict(stop_ids=[512]), "stop id 512 is not a token id"),
+    (dict(seed=2**40), "seed must be an integer in [0, 2**32)"),
     (dict(max_new_tokens=2040), "prompt 1 has 9 tokens; with max_new_tokens=2040 that exceeds the model's "
                                 "context of 2048 tokens (at most 8 prompt tokens)"),
 ])
@@ -108,10 +111,9 @@ def test_bad_prompts(model, prompts, message):
 
 
 def test_sampling_on_a_mesh_equals_one_device(model):
-    kw = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5, seed=1)
-    want_sampled = generate(model, PROMPTS, **kw)
-    want_greedy = generate(model, PROMPTS, max_new_tokens=24)
+    # Equal samples need equal logits at every step: the sharded forward, cache and filters all agree.
+    want = generate(model, PROMPTS, seed=1, **SAMPLED)
     assert len(jax.devices()) == 8
     sharded = shard_model(model, make_mesh(data=2, fsdp=2, tensor=2))
-    assert generate(sharded, PROMPTS, max_new_tokens=24) == want_greedy
-    assert generate(sharded, PROMPTS, **kw) == want_sampled
+    assert sharded.layers.q_proj.get_value().sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor", None)
+    assert generate(sharded, PROMPTS, seed=1, **SAMPLED) == want

@@ -9,7 +9,10 @@ from w4s_jax.models import chat_prompt_ids, get_preset, init_model
 from w4s_jax.sampling import chat_completions, chat_generate, chat_stop_ids, generate, generation_config_stop_ids
 
 CONVS = [[{"role": "system", "content": "You write workflows."}, {"role": "user", "content": "Solve 6*7."}],
-         [{"role": "user", "content": "def solver(agent, task):"}]]
+         [{"role": "user", "content": "def solver(agent, task):"}],
+         [{"role": "user", "content": "The answer is 42."}]]
+# The settings tests/test_sampling.py uses, so the compiled programs are shared.
+SAMPLED = dict(max_new_tokens=24, temperature=1.0, top_p=0.95, n=5)
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +36,16 @@ def test_stop_ids_come_from_tokenizer_model_and_generation_config(tok, model, tm
 
 
 def test_chat_replies_are_the_decoded_samples(tok, model):
-    kw = dict(max_new_tokens=12, temperature=1.0, n=2, seed=4)
-    comps = chat_completions(model, tok, CONVS, **kw)
-    ids = generate(model, [chat_prompt_ids(tok, c) for c in CONVS], stop_ids=chat_stop_ids(tok, model), **kw)
+    comps = chat_completions(model, tok, CONVS, seed=4, **SAMPLED)
+    ids = generate(model, [chat_prompt_ids(tok, c) for c in CONVS], stop_ids=chat_stop_ids(tok, model), seed=4,
+                   **SAMPLED)
     for per, per_ids in zip(comps, ids):
         assert [c.token_ids for c in per] == per_ids
         for c in per:
             assert c.text == tok.decode(c.token_ids, skip_special_tokens=True)
             assert "<|im_end|>" not in c.text and c.logprob < 0
-            assert c.finish_reason == ("length" if len(c.token_ids) == 12 else "stop")
-    assert chat_generate(model, tok, CONVS, **kw) == [[c.text for c in per] for per in comps]
+            assert c.finish_reason == ("length" if len(c.token_ids) == 24 else "stop")
+    assert chat_generate(model, tok, CONVS, seed=4, **SAMPLED) == [[c.text for c in per] for per in comps]
 
 
 def test_reply_stops_at_end_of_turn(tok, model):
@@ -53,7 +56,7 @@ def test_reply_stops_at_end_of_turn(tok, model):
     patched = init_model(get_preset("tiny"), seed=0)
     patched.embed.set_value(emb.at[im_end].set(4.0 * emb[nl]))
     comps = chat_completions(patched, tok, CONVS, max_new_tokens=8)
-    assert [[(c.text, c.token_ids, c.finish_reason) for c in per] for per in comps] == [[("", [], "stop")]] * 2
+    assert [[(c.text, c.token_ids, c.finish_reason) for c in per] for per in comps] == [[("", [], "stop")]] * 3
     # Without the default stop ids the same model goes on writing <|im_end|> tokens until its budget.
     free = chat_completions(patched, tok, CONVS, max_new_tokens=8, stop_ids=[])
     assert free[0][0].token_ids[0] == im_end and free[0][0].finish_reason == "length"

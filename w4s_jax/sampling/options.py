@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Sequence
 
+import numpy as np
+
 
 class SamplingError(ValueError):
     """A sampling option or prompt that cannot be used; the message names it."""
@@ -17,8 +19,9 @@ def _is_int(x) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class SamplingOptions:
-    """temperature 0 = greedy (top_k and top_p are then ignored). top_k 0 = off; top_p 1.0 = off.
-    `max_new_tokens` bounds the tokens generated per sample, a stop token included."""
+    """temperature 0 = greedy (top_k and top_p are then ignored). top_k 0 = off (as is a top_k of at least
+    the vocabulary size); top_p 1.0 = off. `max_new_tokens` bounds the tokens generated per sample, a stop
+    token included. `seed` is an integer in [0, 2**32)."""
 
     max_new_tokens: int
     temperature: float = 0.0
@@ -36,17 +39,17 @@ class SamplingOptions:
         if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
             raise SamplingError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) or t < 0:
             raise SamplingError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}")
         p = self.top_p
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 < p <= 1.0):
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (0.0 < p <= 1.0):
             raise SamplingError(f"top_p must be in (0, 1] (1 = off), got {p!r}")
         if not _is_int(self.top_k) or self.top_k < 0:
             raise SamplingError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
         if not _is_int(self.n) or self.n < 1:
             raise SamplingError(f"n (samples per prompt) must be an integer >= 1, got {self.n!r}")
-        if not _is_int(self.seed):
-            raise SamplingError(f"seed must be an integer, got {self.seed!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:  # jax.random.key keeps 32 bits
+            raise SamplingError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         for s in self.stop_ids:
             if not _is_int(s) or not 0 <= s < vocab_size:
                 raise SamplingError(f"stop id {s!r} is not a token id of the model's vocabulary "
@@ -57,6 +60,8 @@ class SamplingOptions:
 def check_prompts(prompt_ids: Sequence[Sequence[int]], *, vocab_size: int, context: int,
                   max_new_tokens: int) -> list[list[int]]:
     """Plain int lists; each prompt non-empty, in the vocabulary, and leaving room for max_new_tokens."""
+    if isinstance(prompt_ids, np.ndarray):
+        prompt_ids = prompt_ids.tolist()
     if isinstance(prompt_ids, (str, bytes)) or not isinstance(prompt_ids, Sequence) or not prompt_ids:
         raise SamplingError("prompt_ids must be a non-empty list of prompts, each a list of token ids")
     out = []

@@ -12,13 +12,14 @@ reason is "stop"; a sample that used all max_new_tokens without one ends with "l
 keep riding along in the batch (shapes are static) but record nothing more.
 
 Randomness: sample j of prompt i draws its uniforms from fold_in(fold_in(key(seed), i * n + j), step), so
-a seed reproduces a call, and a sample does not depend on how many prompts share the batch.
+a seed reproduces a call, and the random stream of a sample does not depend on how many prompts share the batch.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
 import functools
+import numbers
 import time
 from typing import Sequence
 
@@ -75,13 +76,13 @@ def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
 @functools.partial(jax.jit, static_argnums=(0,), static_argnames=("greedy", "k_cap", "use_top_p", "out_len"),
                    donate_argnames=("cache",))
 def _decode(graphdef, state, cache, logits0, prompt_slots, prompt_lens, active, row_ids, stop_ids, start,
-            max_new, seed, temperature, top_k, top_p, *, greedy: bool, k_cap: int, use_top_p: bool,
+            max_new, key, temperature, top_k, top_p, *, greedy: bool, k_cap: int, use_top_p: bool,
             out_len: int):
     _COMPILES["decode"] += 1
     model = nnx.merge(graphdef, state)
     R, S = prompt_slots.shape
     slots = jnp.arange(S, dtype=jnp.int32)
-    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(seed), row_ids)
+    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, row_ids)
 
     def pick(logits, t):
         u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, t)))(row_keys)
@@ -135,6 +136,8 @@ def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, t
     reasons and timings (prefill_s, decode_s, steps)."""
     cfg = model.config
     V = cfg.vocab_size
+    if isinstance(stop_ids, numbers.Integral):
+        stop_ids = (stop_ids,)
     opts = SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                            n=n, seed=seed, stop_ids=tuple(stop_ids)).validate(V)
     prompts = check_prompts(prompt_ids, vocab_size=V, context=cfg.max_position_embeddings,
@@ -153,7 +156,7 @@ def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, t
     mask[B:, -1] = True  # dummy prompts: one pad token, so no row attends to nothing
     prompt_slots = np.zeros((R, P + N), bool)
     prompt_slots[:, :P] = np.repeat(mask, n, axis=0)
-    stops = np.full((pow2_bucket(len(opts.stop_ids), 4),), -1, np.int32)
+    stops = np.full((pow2_bucket(len(opts.stop_ids), 64),), -1, np.int32)  # a roomy bucket: one program
     stops[:len(opts.stop_ids)] = opts.stop_ids
 
     graphdef, state = nnx.split(model)
@@ -164,7 +167,7 @@ def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, t
     k_cap = _k_cap(opts, V)
     out, lps, count, stopped, steps, _ = _decode(
         graphdef, state, cache, logits0, prompt_slots, np.repeat(lens, n), np.arange(R) < B * n,
-        np.arange(R, dtype=np.int32), stops, np.int32(P), np.int32(max_new_tokens), np.int32(seed),
+        np.arange(R, dtype=np.int32), stops, np.int32(P), np.int32(max_new_tokens), jax.random.key(seed),
         np.float32(max(opts.temperature, 1e-6)), np.int32(max(opts.top_k, 1)), np.float32(opts.top_p),
         greedy=opts.greedy, k_cap=k_cap, use_top_p=not opts.greedy and opts.top_p < 1.0, out_len=N)
     out, lps, count, stopped, steps = jax.device_get((out, lps, count, stopped, steps))
@@ -190,7 +193,9 @@ def generate(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
     temperature) restricted by top_k (0 = off) then top_p (1 = off), see `filters`. Each sample ends before
     its first token in `stop_ids` (the stop id is not returned) or after max_new_tokens tokens. Calls whose
     prompt count, longest prompt and max_new_tokens fall in the same buckets reuse the compiled programs
-    (`compile_counts()`); the seed, temperature, top_p and top_k (within its bucket) never recompile.
+    (`compile_counts()`); the seed, temperature, top_p and top_k (within its power-of-two bucket) are
+    runtime values. Switching between greedy and sampling, or turning top-k or top-p on or off, selects
+    another program (compiled once).
     """
     return sample(model, prompt_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                   top_k=top_k, n=n, seed=seed, stop_ids=stop_ids).tokens
