@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from w4s_jax.models import Qwen2, get_preset, init_model, make_mesh, shard_model
-from w4s_jax.sampling import SamplingError, compile_counts, generate, sample
+from w4s_jax.sampling import SamplingError, compile_counts, generate, sample, shard_for_sampling
 
 PROMPTS = [[5, 9, 200, 31, 7], [44] * 9, [3, 1, 4, 1, 5, 9, 2, 6]]
 # Most tests share these settings (and so one pair of compiled programs; compiling dominates test time).
@@ -117,3 +117,8 @@ def test_sampling_on_a_mesh_equals_one_device(model):
     sharded = shard_model(model, make_mesh(data=2, fsdp=2, tensor=2))
     assert sharded.layers.q_proj.get_value().sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor", None)
     assert generate(sharded, PROMPTS, seed=1, **SAMPLED) == want
+    # Sampling-time placement: weights split over tensor only, batch rows over data.
+    for_sampling = shard_for_sampling(model, make_mesh(data=4, fsdp=1, tensor=2))
+    spec = for_sampling.layers.q_proj.get_value().sharding.spec
+    assert spec == jax.sharding.PartitionSpec(None, None, "tensor", None)
+    assert generate(for_sampling, PROMPTS, seed=1, **SAMPLED) == want
