@@ -159,9 +159,13 @@ def run_cpu(preset: str = "bench-50m", batch: int = 4, seq: int = 1024, action_f
 def run_device(preset: str = "qwen2.5-coder-7b", batch: int = 1, seq: int = 8192, mode: str = "lora",
                dtype: str = "bfloat16", remat: str = "full", lora_rank: int = 16, reps: int = 3,
                peak_tflops: float = 0.0, torch_reference: bool = True, seed: int = 0, log=print) -> dict:
-    """Our train step on an accelerator with random weights (full: bf16 params and Adam state)."""
+    """Our train step on an accelerator with random weights (full: bf16 params and Adam state).
+
+    The PyTorch reference (random weights of the same shapes) runs first, in its own process, so the two
+    never hold accelerator memory at the same time."""
     if mode not in ("lora", "full"):
         raise ValueError(f"mode must be lora or full, got {mode!r}")
+    ref = _torch_in_subprocess(preset, batch, seq, mode, dtype, reps, seed, log) if torch_reference else {}
     cfg = get_preset(preset)
     model = init_model(cfg, seed=seed, dtype=jnp.dtype(dtype), param_dtype=jnp.dtype(dtype), remat=remat)
     examples = rlao_examples(cfg.vocab_size, batch, seq, 0.3, seed)
@@ -169,6 +173,7 @@ def run_device(preset: str = "qwen2.5-coder-7b", batch: int = 1, seq: int = 8192
     loss_tokens = sum(int(e.loss_mask.sum()) for e in examples)
     run, compile_s, _ = ours(model, examples, seq=seq, lora_rank=lora_rank if mode == "lora" else 0,
                              state_dtype=dtype if mode == "full" else "")
+    del model
     run()
     t = _timed({"ours": run}, reps)["ours"]
     flops = step_flops(cfg, tokens=tokens, loss_tokens=loss_tokens, seq_len=seq, lora=mode == "lora")
@@ -182,39 +187,60 @@ def run_device(preset: str = "qwen2.5-coder-7b", batch: int = 1, seq: int = 8192
     mem = "n/a" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.1f} GiB"
     log(f"[{preset} {mode} {dtype} remat={remat}] {r['device']}: {r['tok_s']:.0f} tok/s, MFU {mfu}, "
         f"peak memory {mem}, compile {compile_s:.0f}s")
-    if torch_reference:
-        r.update(_torch_on_device(model, examples, mode=mode, reps=reps, ours_s=t, log=log))
+    r["reference_tok_s"] = ref.get("tok_s")
+    r["reference_note"] = ref.get("note", "")
+    if r["reference_tok_s"]:
+        r["ratio"] = r["tok_s"] / r["reference_tok_s"]
+        log(f"PyTorch reference (public W4S formulation): {r['reference_tok_s']:.0f} tok/s; ours {r['ratio']:.2f}x")
     return r
 
 
-def _torch_on_device(model, examples, *, mode, reps, ours_s, log) -> dict:
-    """The PyTorch reference on the same accelerator, if torch with CUDA is there and the model fits."""
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        log("PyTorch reference skipped: torch/transformers not installed")
-        return {"reference_tok_s": None}
-    if not torch.cuda.is_available() and jax.devices()[0].platform != "cpu":
-        log("PyTorch reference skipped: torch has no CUDA device")
-        return {"reference_tok_s": None}
+def _torch_in_subprocess(preset, batch, seq, mode, dtype, reps, seed, log) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    code = (f"from w4s_jax.train.bench import torch_reference_main as m; "
+            f"m({preset!r}, {batch}, {seq}, {mode!r}, {dtype!r}, {reps}, {seed})")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+        log(f"PyTorch reference did not run: {tail[:300]}")
+        return {"note": tail[:300]}
+    return json.loads(lines[-1])
+
+
+def torch_reference_main(preset, batch, seq, mode, dtype, reps, seed) -> None:
+    """Child process: the public W4S formulation with random weights of `preset`'s shapes; prints JSON."""
+    import json
+
+    import torch
+    import transformers
+
+    if not torch.cuda.is_available() and os.environ.get("JAX_PLATFORMS", "") != "cpu":
+        print(json.dumps({"tok_s": None, "note": "torch has no CUDA device"}))
+        return
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if jnp.dtype(model.dtype) == jnp.bfloat16 else torch.float32
+    cfg = get_preset(preset)
+    tdtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype, torch.float32)
+    hf_cfg = transformers.AutoConfig.for_model(**{k: v for k, v in cfg.to_hf_dict(torch_dtype=dtype).items()
+                                                  if k not in ("architectures", "transformers_version")})
+    torch.manual_seed(seed)
+    hf = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=tdtype).to(device)
+    hf.gradient_checkpointing_enable()
+    hf.train()
+    if mode == "lora":  # the base is frozen; only the (here: bias) adapters train
+        for name, p in hf.named_parameters():
+            p.requires_grad_(name.endswith("bias"))
+    examples = rlao_examples(cfg.vocab_size, batch, seq, 0.3, seed)
     try:
-        with tempfile.TemporaryDirectory() as d:
-            save_pretrained(model, d)
-            hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=dtype).to(device)
-        hf.gradient_checkpointing_enable()
-        hf.train()
-        if mode == "lora":  # the frozen base; only low-rank adapters would train (approximated: biases only)
-            for name, p in hf.named_parameters():
-                p.requires_grad_(name.endswith("bias"))
         run = reference(hf, examples, device=device)
         run()
         t = _timed({"ref": run}, reps)["ref"]
-    except (RuntimeError, MemoryError) as e:  # out of memory: report it as such
-        log(f"PyTorch reference did not run: {type(e).__name__}: {str(e)[:200]}")
-        return {"reference_tok_s": None}
-    tokens = sum(len(e) for e in examples)
-    log(f"PyTorch reference: {tokens / t:.0f} tok/s; ours is {t / ours_s:.2f}x")
-    return {"reference_tok_s": tokens / t, "ratio": t / ours_s}
+    except torch.OutOfMemoryError as e:
+        print(json.dumps({"tok_s": None, "note": f"out of memory: {str(e)[:200]}"}))
+        return
+    print(json.dumps({"tok_s": sum(len(e) for e in examples) / t}))
