@@ -51,7 +51,8 @@ def test_bench_device_path_on_a_tiny_preset(mode):
 
     lines = []
     r = bench.run_device(preset="tiny", batch=2, seq=64, mode=mode, dtype="float32", remat="full", reps=1,
-                         peak_tflops=1.0, torch_reference=True, log=lines.append)
+                         peak_tflops=1.0, torch_reference=mode == "lora", log=lines.append)
     assert r["mode"] == mode and r["tok_s"] > 0 and 0 < r["mfu"] < 1
-    assert r["reference_tok_s"] is not None and r["reference_tok_s"] > 0
+    if mode == "lora":  # the PyTorch reference ran in its own process
+        assert r["reference_tok_s"] > 0 and r["ratio"] > 0
     assert any("tok/s" in line for line in lines)
