@@ -103,20 +103,21 @@ def make_train_step(spec: StepSpec, tx: optax.GradientTransformation, template_s
             grads_acc, loss_acc, met_acc = carry
             mb = dict(mb, num_units=batch["num_units"])
             (loss, metrics), grads = grad_fn(state["params"], frozen, mb, max_tokens)
-            grads_acc = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), grads_acc, grads)
+            grads_acc = jax.tree.map(lambda a, g: a + g.astype(a.dtype), grads_acc, grads)
             met_acc = jax.tree.map(jnp.add, met_acc, metrics)
             return (grads_acc, loss_acc + loss, met_acc), None
 
-        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state["params"])
-        met0 = jax.eval_shape(lambda: grad_fn(state["params"], frozen,
-                                              dict(jax.tree.map(lambda v: v[0], per_micro),
-                                                   num_units=batch["num_units"]), max_tokens)[0][1])
-        met0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), met0)
-        if A == 1:
-            (grads, loss, metrics), _ = body((zeros, jnp.zeros(()), met0), jax.tree.map(lambda v: v[0], per_micro))
+        # the metric structure, from the objective alone (no second trace of the model)
+        mb0 = dict(jax.tree.map(lambda v: v[0], per_micro), num_units=batch["num_units"])
+        met0 = jax.eval_shape(lambda: obj.row_terms(jnp.zeros(mb0["loss_mask"].shape, jnp.float32), mb0)[1])
+        met0 = jax.tree.map(lambda _: jnp.zeros((), jnp.float32), met0)
+        if A == 1:  # no accumulator
+            (loss, metrics), grads = grad_fn(state["params"], frozen, mb0, max_tokens)
         else:
+            # gradients accumulate in the parameters' dtype (bf16 for 7B full training: a float32
+            # accumulator alone would take 30 GB of an 80 GB GPU)
+            zeros = jax.tree.map(jnp.zeros_like, state["params"])
             (grads, loss, metrics), _ = jax.lax.scan(body, (zeros, jnp.zeros(()), met0), per_micro)
-        grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state["params"])
         grad_norm = optax.tree.norm(grads)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
