@@ -100,8 +100,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         c.batch_size = 8
         c.log_every = 5
         c.data.synthetic = True
-        c.data.max_len = 512
-        c.data.min_bucket = 128
+        # one length bucket and one loss-buffer size: a single compile
+        c.data.max_len = 384
+        c.data.min_bucket = 384
+        c.data.min_loss_cap = 1024
         c.data.keep_head = 64
         c.chunk_size = 256
         c.optim.lr = 3e-3

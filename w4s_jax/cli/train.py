@@ -32,6 +32,9 @@ def main(argv):
     from w4s_jax.train.trajectories import TrajectoryError
 
     logging.set_verbosity(logging.INFO)
+    import logging as pylogging
+
+    pylogging.getLogger("absl").setLevel(pylogging.WARNING)  # Orbax's per-save chatter; our own logs stay
     try:
         summary = train(_CONFIG.value)
     except (ConfigError, TrajectoryError, CheckpointError) as e:

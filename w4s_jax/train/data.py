@@ -191,5 +191,4 @@ def load_examples(path, tokenizer, *, max_len: int, loss_on: str = "action", tru
             f"no training examples left from {path!r}: {report['records']} records read, "
             f"{report['filtered_failed']} failed candidates skipped, {report['filtered_objective']} removed by "
             f"the objective's filter, {report['dropped_too_long']} longer than max_len={max_len}")
-    log.info("data: %s", {k: v for k, v in report.items()})
     return examples
