@@ -40,3 +40,29 @@ def test_bad_objective_option(tmp_path):
     with pytest.raises(TypeError, match="tau"):  # ConfigDict keeps each field's type
         cfg.objective.rwr.tau = "hot"
     validate_config(tiny_config(tmp_path))
+
+
+@pytest.mark.parametrize("preset,limit_gb", [("qwen2.5-coder-7b-full-1gpu", 64), ("qwen2.5-coder-7b-lora-1gpu", 17)])
+def test_7b_presets_train_state_fits_one_80gb_gpu(preset, limit_gb):
+    """Parameters + trainable gradients + optimizer state of the 7B presets, from shapes alone: what must
+    stay resident on one 80 GB GPU before activations (remat keeps those small)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from w4s_jax.models import get_preset, init_model
+    from w4s_jax.train.lora import init_lora
+    from w4s_jax.train.optim import make_optimizer
+
+    cfg = train_configs.get_config(preset)
+    model_cfg = get_preset(cfg.model.preset)
+    model = nnx.eval_shape(lambda: init_model(model_cfg, dtype=jnp.dtype(cfg.model.dtype),
+                                              param_dtype=jnp.dtype(cfg.model.param_dtype)))
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    trainable = (jax.eval_shape(lambda: init_lora(model_cfg, tuple(cfg.lora.targets), cfg.lora.rank))
+                 if cfg.lora.enabled else params)
+    opt = jax.eval_shape(make_optimizer(cfg.optim, cfg.total_steps).init, trainable)
+    nbytes = lambda t: sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(t))
+    total = nbytes(params) + (nbytes(trainable) if cfg.lora.enabled else 0) + nbytes(trainable) + nbytes(opt)
+    assert total / 1e9 < limit_gb, total / 1e9
+    print(f"{preset}: {total / 1e9:.1f} GB resident train state")
