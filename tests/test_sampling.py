@@ -8,6 +8,7 @@ import pytest
 
 from w4s_jax.models import Qwen2, get_preset, init_model, make_mesh, shard_model
 from w4s_jax.sampling import SamplingError, compile_counts, generate, sample, shard_for_sampling
+from w4s_jax.sampling.buckets import length_bucket, pow2_bucket
 
 PROMPTS = [[5, 9, 200, 31, 7], [44] * 9, [3, 1, 4, 1, 5, 9, 2, 6]]
 # Most tests share these settings (and so one pair of compiled programs; compiling dominates test time).
@@ -122,3 +123,20 @@ def test_sampling_on_a_mesh_equals_one_device(model):
     spec = for_sampling.layers.q_proj.get_value().sharding.spec
     assert spec == jax.sharding.PartitionSpec(None, None, "tensor", None)
     assert generate(for_sampling, PROMPTS, seed=1, **SAMPLED) == want
+
+
+def test_budget_and_top_k_edge_cases_reuse_the_same_program(model):
+    want = generate(model, PROMPTS, seed=1, **SAMPLED)
+    before = compile_counts()
+    # top_k >= vocabulary is no filter at all; a 1-token budget yields each sample's first token.
+    assert generate(model, PROMPTS, seed=1, top_k=512, **SAMPLED) == want
+    one = generate(model, PROMPTS, seed=1, **(SAMPLED | dict(max_new_tokens=1)))
+    assert one == [[s[:1] for s in per] for per in want]
+    assert compile_counts() == before
+
+
+def test_buckets():
+    assert [length_bucket(n) for n in (1, 32, 33, 48, 49, 64, 65, 1000, 1024, 1025, 4096, 4100)] == \
+        [32, 32, 48, 48, 64, 64, 96, 1024, 1024, 1536, 4096, 6144]
+    assert [pow2_bucket(n) for n in (1, 2, 3, 5, 64)] == [1, 2, 4, 8, 64]
+    assert pow2_bucket(3, 64) == 64
