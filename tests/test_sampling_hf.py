@@ -67,3 +67,15 @@ def test_stop_ids_end_rows_independently(models):
         assert res.finish_reasons[i][0] == ("stop" if stop in row else "length")
         assert len(res.logprobs[i][0]) == cut
     assert len(set(ends)) > 1, "the test needs rows that stop at different steps"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,tie", [("qwen2", True), ("qwen3", False), ("llama", False)])
+def test_greedy_equals_transformers_other_variants(tmp_path, family, tie):
+    hf = make_hf_model(family, vocab=160, hidden=64, inter=96, layers=2, heads=4, kv_heads=2, tie=tie, seed=5)
+    hf.save_pretrained(tmp_path)
+    model = load_pretrained(tmp_path, dtype=jnp.float32)
+    prompts = _prompts()
+    got = generate(model, prompts, max_new_tokens=NEW)
+    want = _hf_greedy(hf, prompts, NEW)
+    assert [g[0] for g in got] == want.tolist()
