@@ -77,6 +77,7 @@ def test_flipped_byte_is_detected_and_previous_step_used(tmp_path, caplog):
     assert not os.path.exists(tmp_path / "ck" / "3")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     workdir = tmp_path / "run"
     cmd = [sys.executable, os.path.join(REPO, "launch", "train.py"), "--config=configs/train.py:tiny",

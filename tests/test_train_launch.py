@@ -45,6 +45,7 @@ def test_tpu_command_builders():
     assert tpu.delete(s)[0][-1] == "--quiet"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lora", "full"])
 def test_bench_device_path_on_a_tiny_preset(mode):
     from w4s_jax.train import bench

@@ -15,6 +15,7 @@ def single(tmp_path_factory):
     return cfg.workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mesh,accum", [(dict(data=1, fsdp=4, tensor=2), 2), (dict(data=8, fsdp=1, tensor=1), 1)])
 def test_sharded_training_equals_single_device(single, tmp_path, mesh, accum):
     assert len(jax.devices()) == 8
