@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from train_fixtures import read_metrics, tiny_config  # noqa: F401  (also enables the compile cache)
+from train_fixtures import read_metrics  # (importing it also enables the compile cache)
 from w4s_jax.train.checkpointing import MANIFEST, Checkpointer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@ import pytest
 
 from tiny_tokenizer import make_tiny_tokenizer
 from w4s_jax.train.batches import BatchPlan, host_slice, loss_token_cap
-from w4s_jax.train.data import ChatEncoder, build_examples, load_examples, preference_pairs
+from w4s_jax.train.data import ChatEncoder, load_examples, preference_pairs
 from w4s_jax.train.synthetic import synthetic_records
 from w4s_jax.train.trajectories import TrajectoryError, read_trajectories
 

@@ -4,7 +4,6 @@ import shlex
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from w4s_jax.train import tpu

@@ -5,7 +5,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from train_fixtures import assert_trees_close, policy_params, read_metrics, tiny_config
 from w4s_jax.models import get_preset, init_model, target_logprobs

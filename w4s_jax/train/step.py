@@ -22,9 +22,6 @@ from w4s_jax.models.sharding import ShardingRules, state_shardings
 from w4s_jax.train.lora import as_model_lora, lora_axes
 from w4s_jax.train.objectives import add_weights
 
-BATCH_2D = ("input_ids", "targets", "loss_mask")
-BATCH_1D = ("reward", "advantage", "ref_logprob", "chosen", "unit_mask", "weight")
-
 
 @dataclasses.dataclass
 class StepSpec:
