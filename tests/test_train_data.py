@@ -154,7 +154,7 @@ def test_batch_plan_is_deterministic_covers_every_example_and_buckets(tmp_path, 
                                   again.arrays(plan.batches_per_epoch + 1)["input_ids"])
     halves = [host_slice(plan.arrays(0), p, 2) for p in range(2)]
     np.testing.assert_array_equal(np.concatenate([h["input_ids"] for h in halves]), plan.arrays(0)["input_ids"])
-    assert loss_token_cap(100, 10_000) == 128 and loss_token_cap(100, 96) == 96 and loss_token_cap(3, 999) == 64
+    assert loss_token_cap(100, 10_000) == 104 and loss_token_cap(1159, 10**6) == 1280 and loss_token_cap(100, 96) == 96 and loss_token_cap(3, 999) == 64
 
 
 def test_preference_pairs(tmp_path, tok):

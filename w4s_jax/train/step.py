@@ -66,6 +66,13 @@ def microbatches(x, accum: int, rows_per_unit: int):
     return y.reshape(accum, R // accum, *x.shape[1:])
 
 
+def even_chunk(max_tokens: int, chunk_size: int) -> int:
+    """The chunk size (<= chunk_size) that splits the loss-token buffer into equal chunks, so the chunked
+    projection pads at most a few rows instead of up to a whole chunk."""
+    n_chunks = -(-max_tokens // chunk_size)
+    return -(-max_tokens // n_chunks)
+
+
 def micro_loss_counts(batch: dict[str, np.ndarray], accum: int, rows_per_unit: int) -> int:
     """Largest number of loss tokens in any micro-batch (host side, for the static buffer size)."""
     m = np.asarray(microbatches(batch["loss_mask"], accum, rows_per_unit))
@@ -85,7 +92,8 @@ def make_train_step(spec: StepSpec, tx: optax.GradientTransformation, template_s
         # right padding with a causal mask never lets a real token see padding: no attention mask needed
         # (which keeps the fused causal attention kernels usable)
         logp = target_logprobs(model, mb["input_ids"], mb["targets"], mb["loss_mask"], max_tokens=max_tokens,
-                               chunk_size=spec.chunk_size, lora=lora, lora_scale=spec.lora_scale or 1.0)
+                               chunk_size=even_chunk(max_tokens, spec.chunk_size), lora=lora,
+                               lora_scale=spec.lora_scale or 1.0)
         terms, metrics = obj.row_terms(logp, mb)
         n = jnp.maximum(mb["num_units"], 1.0)
         return terms.sum() / n, {k: v.sum() / n for k, v in metrics.items()}
