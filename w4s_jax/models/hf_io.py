@@ -160,16 +160,15 @@ def load_pretrained(path: str | os.PathLike, *, dtype=jnp.bfloat16, param_dtype=
 
 
 def _hf_tensors(cfg: ModelConfig) -> list[tuple[str, tuple[str, ...], int | None, tuple, tuple, tuple]]:
-    """(hf name, our param path, layer or None, hf shape, view shape, perm) in checkpoint order."""
+    """(hf name, our param path, layer or None, hf shape, view shape, perm) in checkpoint order:
+    embedding, layer by layer, final norm, output head."""
     plan = _param_plan(cfg, "model.")
     out = [(*plan[("embed",)][0][:1], ("embed",), None, *plan[("embed",)][0][1:])]
     for i in range(cfg.num_layers):
-        for name in _layer_map(cfg):
-            hf, *rest = plan[("layers", name)][i]
-            out.append((hf, ("layers", name), i, *rest))
-    out.append((*plan[("final_norm",)][0][:1], ("final_norm",), None, *plan[("final_norm",)][0][1:]))
-    if not cfg.tie_word_embeddings:
-        out.append((*plan[("lm_head",)][0][:1], ("lm_head",), None, *plan[("lm_head",)][0][1:]))
+        out += [(plan[key][i][0], key, i, *plan[key][i][1:]) for key in plan if key[0] == "layers"]
+    for key in (("final_norm",), ("lm_head",)):
+        if key in plan:
+            out.append((plan[key][0][0], key, None, *plan[key][0][1:]))
     return out
 
 
