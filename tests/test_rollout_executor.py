@@ -12,6 +12,7 @@ from w4s_jax.rollout import BudgetExceededError, Executor, InfraError, RequestRe
 from w4s_jax.rollout.errors import MalformedReplyError
 from w4s_jax.rollout.executor import _parse_choices
 from w4s_jax.rollout.prices import load_prices, lookup
+from w4s_jax.rollout.transport import TRANSPORTS
 from w4s_jax.sim import FaultPlan, Responder, SimServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,17 +25,21 @@ def _counter_responder():
     return lambda body, j: f"reply-{next(c)}"
 
 
+each_transport = pytest.mark.parametrize("transport", TRANSPORTS)
+
+
 def _ex(srv, **kw):
     kw.setdefault("backoff_base_s", 0.01)
     kw.setdefault("backoff_max_s", 0.2)
     return Executor(srv.base_url, model="sim", **kw)
 
 
-def test_mixed_faults_are_retried_until_success():
+@each_transport
+def test_mixed_faults_are_retried_until_success(transport):
     with SimServer(Responder.constant("fine"), faults=FaultPlan(rate=0.3, seed=1, hang_s=2.0,
                                                                   retry_after_s=0.01)) as srv:
         async def go():
-            async with _ex(srv, request_timeout_s=0.4, max_retries=15) as ex:
+            async with _ex(srv, transport=transport, request_timeout_s=0.4, max_retries=15) as ex:
                 res = await asyncio.gather(*[ex.chat([{"role": "user", "content": f"q{i}"}]) for i in range(60)])
                 return res, ex.stats
         res, stats = run(go())
@@ -43,10 +48,11 @@ def test_mixed_faults_are_retried_until_success():
         assert all(srv.stats[k] > 0 for k in ("429", "500", "timeout", "truncated")), srv.stats
 
 
-def test_retry_after_is_honoured_and_exhaustion_is_infra():
+@each_transport
+def test_retry_after_is_honoured_and_exhaustion_is_infra(transport):
     with SimServer(faults=FaultPlan(rate=1.0, kinds=("429",), retry_after_s=0.3)) as srv:
         async def go():
-            async with _ex(srv, max_retries=2, backoff_max_s=5.0) as ex:
+            async with _ex(srv, transport=transport, max_retries=2, backoff_max_s=5.0) as ex:
                 t = time.perf_counter()
                 with pytest.raises(InfraError) as ei:
                     await ex.chat(MSG)
@@ -56,37 +62,40 @@ def test_retry_after_is_honoured_and_exhaustion_is_infra():
     assert dt >= 0.6 and stats.http_requests == 3 and stats.infra_errors == 1
 
 
-def test_truncated_body_is_retried_then_reported_as_malformed():
+@each_transport
+def test_truncated_body_is_retried_then_reported_as_malformed(transport):
     with SimServer(faults=FaultPlan(rate=1.0, kinds=("truncated",))) as srv:
         async def go():
-            async with _ex(srv, max_retries=1) as ex:
+            async with _ex(srv, transport=transport, max_retries=1) as ex:
                 await ex.chat(MSG)
         with pytest.raises(MalformedReplyError, match="is not valid JSON"):
             run(go())
         assert srv.stats["truncated"] == 2
 
 
-def test_timeouts_and_connection_errors_are_infra():
+@each_transport
+def test_timeouts_and_connection_errors_are_infra(transport):
     with SimServer(faults=FaultPlan(rate=1.0, kinds=("timeout",), hang_s=5)) as srv:
         async def go():
-            async with _ex(srv, max_retries=1, request_timeout_s=0.3) as ex:
+            async with _ex(srv, transport=transport, max_retries=1, request_timeout_s=0.3) as ex:
                 await ex.chat(MSG)
         with pytest.raises(InfraError, match="timed out") as ei:
             run(go())
         assert ei.value.kind == "timeout"
 
     async def refused():
-        async with Executor("http://127.0.0.1:9/v1", model="sim", max_retries=1, backoff_base_s=0.01) as ex:
+        async with Executor("http://127.0.0.1:9/v1", model="sim", transport=transport, max_retries=1, backoff_base_s=0.01) as ex:
             await ex.chat(MSG)
     with pytest.raises(InfraError, match="connection failed") as ei:
         run(refused())
     assert ei.value.kind == "connection"
 
 
-def test_bad_request_is_rejected_without_retry():
+@each_transport
+def test_bad_request_is_rejected_without_retry(transport):
     with SimServer() as srv:
         async def go():
-            async with _ex(srv) as ex:
+            async with _ex(srv, transport=transport) as ex:
                 with pytest.raises(RequestRejectedError, match="HTTP 400"):
                     await ex.chat(MSG, n=500)
                 return ex.stats
@@ -244,3 +253,26 @@ def test_cancelled_owner_of_a_shared_greedy_call_does_not_fail_the_others():
                 return await waiter
         res = run(go())
         assert res.contents in (["reply-0"], ["reply-1"]) and srv.stats["requests"] == 2
+
+
+def test_direct_transport_sends_the_sdk_headers_and_body(monkeypatch):
+    """The aiohttp transport must look to the server like the SDK: same auth, org/project, identity, body."""
+    monkeypatch.setenv("W4S_TEST_KEY", "sk-test-123")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-abc")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-xyz")
+    seen = {}
+    with SimServer(Responder.constant("ok")) as srv:
+        srv.log_requests = True
+        for transport in TRANSPORTS:
+            async def go():
+                async with _ex(srv, transport=transport, api_key_env="W4S_TEST_KEY") as ex:
+                    return await ex.chat(MSG, temperature=0.0, response_format="json_object")
+            assert run(go()).contents == ["ok"]
+            seen[transport] = (srv.headers_log[-1], srv.requests_log[-1])
+    sdk_headers, sdk_body = seen["sdk-httpx"]
+    for transport, (headers, body) in seen.items():
+        assert body == sdk_body, transport
+        assert headers["authorization"] == "Bearer sk-test-123", transport
+        assert headers["openai-organization"] == "org-abc" and headers["openai-project"] == "proj-xyz", transport
+        assert headers["content-type"] == "application/json", transport
+        assert headers["user-agent"] == sdk_headers["user-agent"], transport

@@ -1,6 +1,7 @@
 """Async client for the strong executor: any OpenAI-compatible chat-completions endpoint.
 
-One `openai.AsyncOpenAI` per event loop, a cap on requests in flight, optional requests/tokens per minute
+One `openai.AsyncOpenAI` per event loop (its URL and headers sent through the transport of
+`transport.py`), a cap on requests in flight, optional requests/tokens per minute
 limits, exactly one retry layer (the SDK's own retries are off so that they do not multiply with ours),
 a SQLite response cache and usage/cost accounting with a budget cap.
 """
@@ -17,11 +18,10 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-import openai
-
 from . import prices as prices_mod
 from .cache import ResponseCache, request_hash
 from .errors import BudgetExceededError, InfraError, MalformedReplyError, RequestRejectedError
+from .transport import TRANSPORTS, TransportConnectionError, TransportTimeout, error_text, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,11 @@ class _OwnerCancelled(Exception):
 
 
 class _LoopState:
-    """Everything bound to one event loop: the client, the in-flight cap, the rate limiters."""
+    """Everything bound to one event loop: the transport (and its client), the in-flight cap, rate limiters."""
 
     def __init__(self, ex: "Executor"):
-        self.client = ex._make_client()
+        self.transport = open_transport(ex.transport, ex.base_url, ex._api_key,
+                                        max_connections=ex.max_concurrency + 16, timeout_s=ex.request_timeout_s)
         self.sem = asyncio.Semaphore(ex.max_concurrency)
         self.rpm = self.tpm = None
         if ex.rpm or ex.tpm:
@@ -93,11 +94,11 @@ class Executor:
                  rpm: int | None = None, tpm: int | None = None, max_retries: int = 8,
                  request_timeout_s: float = 120.0, backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
                  model_map: dict[str, str] | None = None, price_table: dict | None = None,
-                 http_client: str = "aiohttp", seed: int = 0):
+                 transport: str = "aiohttp", seed: int = 0):
         if max_concurrency < 1:
             raise ValueError(f"Executor: max_concurrency must be >= 1, got {max_concurrency}")
-        if http_client not in ("aiohttp", "httpx"):
-            raise ValueError(f"Executor: http_client must be 'aiohttp' or 'httpx', got {http_client!r}")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"Executor: transport must be one of {TRANSPORTS}, got {transport!r}")
         self.base_url = base_url
         self.model = model
         self.model_map = dict(model_map or {})
@@ -106,7 +107,7 @@ class Executor:
         self.max_retries = max_retries
         self.request_timeout_s = request_timeout_s
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
-        self.http_client = http_client
+        self.transport = transport
         self.budget_usd = budget_usd
         self._prices = price_table if price_table is not None else prices_mod.PRICES
         self._rng = random.Random(seed)
@@ -142,35 +143,13 @@ class Executor:
         loop = asyncio.get_running_loop()
         st = self._loops.pop(loop, None)
         if st is not None:
-            await st.client.close()
+            await st.transport.close()
         if self.cache is not None:
             self.cache.flush()
 
     def close_cache(self) -> None:
         if self.cache is not None:
             self.cache.close()
-
-    def _make_client(self) -> openai.AsyncOpenAI:
-        kw = {}
-        try:  # openai >= 3 ships httpx2, older releases httpx; the limits class has the same shape
-            import httpx2 as hx
-        except ImportError:
-            import httpx as hx
-        self._response_cls = hx.Response
-        limits = hx.Limits(max_connections=self.max_concurrency + 16,
-                           max_keepalive_connections=self.max_concurrency + 16)
-        timeout = hx.Timeout(self.request_timeout_s, connect=min(10.0, self.request_timeout_s))
-        if self.http_client == "aiohttp":
-            # aiohttp costs about half the client CPU per call of httpx (bench_rollout); older SDKs, or
-            # ones installed without the aiohttp extra, lack it: fall back rather than fail.
-            try:
-                kw["http_client"] = openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
-            except (AttributeError, RuntimeError, TypeError) as e:
-                log.warning("openai.DefaultAioHttpClient unavailable (%s); using the httpx client", e)
-        if "http_client" not in kw:
-            kw["http_client"] = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                                  timeout=self.request_timeout_s, **kw)
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -290,41 +269,33 @@ class Executor:
                         raise BudgetExceededError(f"budget of ${self.budget_usd:.4f} reached (spent "
                                                   f"${self._spent:.4f}); no new executor calls are started")
                     self.stats.http_requests += 1
-                    # The SDK's documented route for a raw request: it skips the per-call conversion of the
-                    # request through the typed params (a third of the client CPU per call, measured) and
-                    # pydantic parsing of the reply; errors still come back as the SDK's exceptions.
-                    resp = await st.client.post("/chat/completions", body=body_kw, cast_to=self._response_cls)
-                    content = resp.content
-                try:
-                    body = json.loads(content)
-                    if not isinstance(body, dict):
-                        raise ValueError("top level is not an object")
-                    return body
-                except ValueError as e:
-                    raise MalformedReplyError(f"executor reply from {self.base_url} (HTTP 200) is not valid "
-                                              f"JSON: {e}; body starts {content[:80]!r}") from None
-            except MalformedReplyError as e:
-                last = e
-            except openai.APIStatusError as e:
-                code = e.status_code
+                    reply = await st.transport.post("chat/completions", body_kw)
+                code = reply.status
+                if 200 <= code < 300:
+                    try:
+                        body = json.loads(reply.body)
+                        if not isinstance(body, dict):
+                            raise ValueError("top level is not an object")
+                        return body
+                    except ValueError as e:
+                        raise MalformedReplyError(f"executor reply from {self.base_url} (HTTP {code}) is not "
+                                                  f"valid JSON: {e}; body starts {reply.body[:80]!r}") from None
                 if code in (401, 403, 404):
                     raise InfraError(f"executor {self.base_url} refused the request with HTTP {code} "
-                                     f"(key, permission or model name?): {_short(e)}", kind="config") from None
+                                     f"(key, permission or model name?): {error_text(reply)}", kind="config")
                 if code in (400, 413, 422):
-                    raise RequestRejectedError(f"executor rejected the request (HTTP {code}): {_short(e)}") from None
-                if code != 429 and code < 500 and code != 408 and code != 409:
-                    raise InfraError(f"executor {self.base_url}: HTTP {code}: {_short(e)}", kind="http") from None
+                    raise RequestRejectedError(f"executor rejected the request (HTTP {code}): {error_text(reply)}")
+                if code != 429 and code < 500 and code not in (408, 409):
+                    raise InfraError(f"executor {self.base_url}: HTTP {code}: {error_text(reply)}", kind="http")
                 last = InfraError(f"executor {self.base_url}: HTTP {code} after {attempt + 1} attempts: "
-                                  f"{_short(e)}", kind="rate_limit" if code == 429 else "server_error")
-                retry_after = _retry_after(e.response.headers)
-            except openai.APITimeoutError as e:
-                if type(e.__cause__).__name__ == "ConnectTimeout":  # aiohttp reports refused connects so
-                    last = InfraError(f"executor {self.base_url}: connection failed after {attempt + 1} "
-                                      f"attempts: {_short(e.__cause__)}", kind="connection")
-                else:
-                    last = InfraError(f"executor {self.base_url}: request timed out ({self.request_timeout_s:g} "
-                                      f"s) after {attempt + 1} attempts", kind="timeout")
-            except openai.APIConnectionError as e:
+                                  f"{error_text(reply)}", kind="rate_limit" if code == 429 else "server_error")
+                retry_after = _retry_after(reply.headers)
+            except MalformedReplyError as e:
+                last = e
+            except TransportTimeout:
+                last = InfraError(f"executor {self.base_url}: request timed out ({self.request_timeout_s:g} s) "
+                                  f"after {attempt + 1} attempts", kind="timeout")
+            except TransportConnectionError as e:
                 last = InfraError(f"executor {self.base_url}: connection failed after {attempt + 1} attempts: "
                                   f"{_short(e)}", kind="connection")
             if attempt == self.max_retries:

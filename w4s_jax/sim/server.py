@@ -61,6 +61,7 @@ class SimServer:
         self.stats: dict[str, int] = {"requests": 0, "ok": 0, "429": 0, "500": 0, "timeout": 0,
                                       "truncated": 0, "bad_request": 0}
         self.requests_log: list[dict] = []   # request bodies, for tests that inspect what was sent
+        self.headers_log: list[dict] = []    # and their headers (lower-case names)
         self.log_requests = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,6 +99,7 @@ class SimServer:
         if self.log_requests:
             with self._lock:
                 self.requests_log.append(body)
+                self.headers_log.append({k.lower(): v for k, v in request.headers.items()})
         fault = self._pick_fault()
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
