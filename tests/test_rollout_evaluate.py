@@ -285,3 +285,32 @@ def solver(agent, task):
     ans = [x.answer for x in r.records]
     assert ans[0].startswith("<function") and ans[1] == "Odd()" and ans[2] == {"a": [1, 2]}
     assert len(ans[3]) <= 100_002 and r.workflow_errors == 0 and r.note is None
+
+
+def test_workflows_can_import_installed_packages_but_not_our_code():
+    """The worker starts without `site` (-S) for speed: installed packages must still import in the sandbox."""
+    _sandbox_or_skip()
+    code = '''
+import json, re, collections, fractions
+import numpy as np
+
+def solver(agent, task):
+    a, b = (int(x) for x in re.findall(r"(\\d+) \\+ (\\d+)", task)[0])
+    try:
+        import w4s_jax  # the service's own package is not inside the sandbox
+        leaked = "w4s_jax importable"
+    except ImportError:
+        leaked = ""
+    return leaked + str(int(np.array([a, b]).sum()))
+'''
+    task = ArithTask(3)
+    srv = start_server()
+
+    async def go():
+        async with Executor(srv.base_url, model="sim") as ex:
+            return await evaluate_workflow(code, task, task.items("valid"), ex)
+    try:
+        r = run(go())
+    finally:
+        srv.stop()
+    assert r.accuracy == 1.0, [(x.answer, x.error) for x in r.records]

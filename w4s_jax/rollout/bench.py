@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .evaluate import evaluate_workflow
 from .executor import Executor
+from .pool import WorkerPool
 
 
 @dataclass
@@ -92,20 +93,35 @@ def _cpu() -> float:
 
 
 async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox) -> dict:
+    """Two batches of `candidates` evaluations on one Executor and one WorkerPool, as a search loop runs them.
+
+    The first batch starts cold: new connections, every sandbox spawned on the spot (the pool starts
+    empty). Between batches the pool is refilled, as it is while the meta-agent writes the next
+    workflows; the second batch shows the steady state. Prompts differ between batches: nothing is cached.
+    """
     task = _Task()
-    async with Executor(base_url, model="sim", max_concurrency=concurrency, request_timeout_s=60) as ex:
-        t0, c0 = time.perf_counter(), _cpu()
-        res = await asyncio.gather(*[
-            evaluate_workflow(_workflow(c, calls), task, _items(items), ex, sandbox=sandbox, threads=items,
-                              eval_timeout_s=600)
-            for c in range(candidates)])
-        wall = time.perf_counter() - t0
-        n = ex.stats.http_requests
-        worker = sum(r.worker_cpu_s or 0.0 for r in res)
-        return {"wall_s": wall, "http_requests": n, "accuracy": [r.accuracy for r in res],
-                "infra_errors": sum(r.infra_errors for r in res),
-                "parent_cpu_ms_per_call": 1000 * (_cpu() - c0) / max(n, 1),
-                "worker_cpu_ms_per_call": 1000 * worker / max(n, 1)}
+    out = {}
+    async with Executor(base_url, model="sim", max_concurrency=concurrency, request_timeout_s=60) as ex, \
+            WorkerPool(candidates, sandbox=sandbox, prefill=False) as pool:
+        for batch in ("first_batch", "steady_state"):
+            if batch == "steady_state":
+                await pool.fill()
+            n0 = ex.stats.http_requests
+            first = candidates if batch == "steady_state" else 0
+            t0, c0 = time.perf_counter(), _cpu()
+            res = await asyncio.gather(*[
+                evaluate_workflow(_workflow(first + c, calls), task, _items(items), ex, sandbox=sandbox,
+                                  threads=items, eval_timeout_s=600, pool=pool)
+                for c in range(candidates)])
+            wall = time.perf_counter() - t0
+            n = ex.stats.http_requests - n0
+            worker = sum(r.worker_cpu_s or 0.0 for r in res)
+            out[batch] = {"wall_s": wall, "http_requests": n, "accuracy": [r.accuracy for r in res],
+                          "infra_errors": sum(r.infra_errors for r in res),
+                          "spawn_to_ready_s": [round(r.spawn_to_ready_s or 0.0, 3) for r in res],
+                          "parent_cpu_ms_per_call": 1000 * (_cpu() - c0) / max(n, 1),
+                          "worker_cpu_ms_per_call": 1000 * worker / max(n, 1)}
+    return out
 
 
 def _w4s_public_scheme(base_url, *, candidates, items, calls, threads) -> dict:
@@ -199,11 +215,13 @@ def run(*, latency_s: float = 1.0, candidates: int = 5, items: int = 128, calls:
         ours = asyncio.run(_ours(srv.base_url, candidates=candidates, items=items, calls=calls,
                                  concurrency=concurrency, sandbox="bwrap"))
         # The server shares this box's cores: what it burns is not available to the client.
-        ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / max(ours["http_requests"], 1)
-        ours["ideal_s"] = ideal
-        ours["efficiency"] = ideal / ours["wall_s"]
+        ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / total_calls / 2
+        for batch in ("first_batch", "steady_state"):
+            ours[batch]["ideal_s"] = ideal
+            ours[batch]["efficiency"] = ideal / ours[batch]["wall_s"]
+            log(f"  {batch}: wall {ours[batch]['wall_s']:.2f} s, efficiency {ours[batch]['efficiency']:.3f} "
+                "(goal >= 0.85)")
         res["ours"] = ours
-        log(f"  wall {ours['wall_s']:.2f} s, efficiency {ours['efficiency']:.3f} (goal >= 0.85)")
         if not skip_w4s:
             w4s_ideal = candidates * -(-items // w4s_threads) * calls * latency_s
             log(f"public W4S scheme: candidates in sequence, {w4s_threads} threads (ideal {w4s_ideal:.1f} s) ...")
@@ -211,8 +229,10 @@ def run(*, latency_s: float = 1.0, candidates: int = 5, items: int = 128, calls:
                                    threads=w4s_threads)
             w["ideal_s"] = w4s_ideal
             res["w4s_public_scheme"] = w
-            res["speedup_vs_w4s"] = w["wall_s"] / ours["wall_s"]
-            log(f"  wall {w['wall_s']:.2f} s; ours is {res['speedup_vs_w4s']:.2f}x faster (goal >= 5x)")
+            for batch in ("first_batch", "steady_state"):
+                res[f"speedup_vs_w4s_{batch}"] = w["wall_s"] / ours[batch]["wall_s"]
+            log(f"  wall {w['wall_s']:.2f} s; ours is {res['speedup_vs_w4s_first_batch']:.2f}x (first batch) / "
+                f"{res['speedup_vs_w4s_steady_state']:.2f}x (steady state) faster (goal >= 5x)")
     with SimProcess(0.0) as srv:
         log(f"client CPU per call ({cpu_calls} calls, {concurrency} in flight, zero-latency server) ...")
         res["client_cpu_ms_per_call"] = asyncio.run(_client_cpu(srv.base_url, n_calls=cpu_calls,

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 from .errors import InfraError, ProtocolError, RequestRejectedError, SandboxUnavailableError, WorkflowCodeError
 from .executor import Executor, Usage
-from .sandbox import SandboxLimits, WorkerProcess
+from .pool import WorkerPool
+from .sandbox import SandboxLimits, WorkerProcess, import_paths
 
 MAX_MESSAGES = 256
 MAX_COMPLETION_TOKENS = 65536
@@ -165,9 +166,10 @@ class _Evaluation:
 async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor, *, sandbox: str = "bwrap",
                            threads: int = 64, item_timeout_s: float = 120.0, eval_timeout_s: float = 1800.0,
                            load_timeout_s: float = 60.0, limits: SandboxLimits | None = None,
-                           max_infra_fraction: float = 0.0) -> EvalResult:
+                           max_infra_fraction: float = 0.0, pool: WorkerPool | None = None) -> EvalResult:
     """Run `solver(agent, item.question)` for every item in one sandboxed worker and score the answers.
 
+    With `pool`, the worker comes started from it (its sandbox and limits must be the ones asked for here).
     Raises WorkflowCodeError if the code cannot be loaded (syntax error, no solver, error at import) and
     SandboxUnavailableError if the sandbox cannot be set up; everything else ends up in the result.
     """
@@ -179,8 +181,14 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
     ev = _Evaluation(items, executor, len(items))
     t0 = time.perf_counter()
     n_threads = max(1, min(threads, len(items)))
-    wp = WorkerProcess(sandbox, limits)
-    await wp.start()
+    if pool is not None:
+        if not pool.matches(sandbox, limits):
+            raise ValueError(f"evaluate_workflow: the pool's workers are sandbox={pool.sandbox!r} with "
+                             f"{pool.limits}, but this evaluation asks for sandbox={sandbox!r} with {limits}")
+        wp = await pool.take()
+    else:
+        wp = WorkerProcess(sandbox, limits)
+        await wp.start()
     privileged = sandbox == "bwrap" and os.geteuid() == 0
     ready_at = None
     note = None
@@ -191,7 +199,7 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
         await wp.send({
             "t": "init", "code": code, "items": [{"i": i, "question": it.question} for i, it in enumerate(items)],
             "threads": n_threads, "spare_threads": 16, "item_timeout_s": item_timeout_s,
-            "uid": wp.uid, "require_unprivileged": privileged,
+            "uid": wp.uid, "require_unprivileged": privileged, "import_paths": import_paths(),
             "limits": _worker_limits(limits, n_threads, sandbox)})
         # One timeout scope per phase, not one wait_for per message: that costs a task per message.
         try:
@@ -244,6 +252,8 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
         if ev.tasks:
             await asyncio.gather(*ev.tasks, return_exceptions=True)
         await wp.kill()
+        if pool is not None:
+            pool.replenish()
     res = _finish(ev, task, items, time.perf_counter() - t0, ready_at, sandbox, note, max_infra_fraction)
     res.worker_cpu_s = worker_cpu
     return res

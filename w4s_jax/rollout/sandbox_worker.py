@@ -2,7 +2,8 @@
 
 Protocol with the parent service: JSON lines on fds 0 (parent -> worker) and 1 (worker -> parent), which
 are moved to private descriptors at start so that prints of the workflow never reach them. The parent
-sends one `init` message (code, items, limits); the worker answers `ready` or `fatal`, then a `call` per
+sends one `init` message (code, items, limits), which the worker reads after saying `hello` (it is started); it
+answers `ready` or `fatal`, then a `call` per
 `agent.call_*` (answered by `reply`), a `result` per item and `done` at the end.
 """
 from __future__ import annotations
@@ -249,6 +250,7 @@ def main() -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     ch = Channel(rfd, wfd)
+    ch.send({"t": "hello"})  # started and imported: a pool may now hand this worker out
     init = ch.recv()
     if not init or init.get("t") != "init":
         sys.exit("sandbox worker: expected an init message")
@@ -269,6 +271,8 @@ def main() -> None:
     sys.stdout, sys.stderr = _Sink(), _Sink()
     worker = Worker(ch, init)
     worker.runner = runner
+    # Started with -S: installed packages become importable here, for the workflow only.
+    sys.path.extend(p for p in init.get("import_paths", ()) if isinstance(p, str) and p not in sys.path)
     ns = {"__name__": "workflow"}
     try:
         exec(compile(init["code"], "<workflow>", "exec"), ns)
