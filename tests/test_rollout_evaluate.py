@@ -1,13 +1,16 @@
 """evaluate_workflow end to end: public-W4S-style workflows, faults, replay, bad code, budget."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from test_rollout_support import (CODE_GEN, COT, SELF_CONSISTENCY, ArithTask, expected_accuracy, run,
                                   start_server)
 from w4s_jax.rollout import (EvalResult, Executor, SandboxUnavailableError, WorkflowCodeError, check_sandbox,
                              evaluate_workflow)
-from w4s_jax.sim import FaultPlan
+from w4s_jax.sim import FaultPlan, SimServer
+from w4s_jax.tasks.base import Item
 
 pytestmark = pytest.mark.timeout(180)
 N = 12
@@ -122,6 +125,35 @@ def test_replay_from_cache_makes_no_http_request(tmp_path):
         assert a.accuracy == b.accuracy
         assert [(r.answer, r.score) for r in a.records] == [(r.answer, r.score) for r in b.records]
         assert b.usage["cost_usd"] == 0.0
+
+
+def test_replay_is_exact_for_identical_questions_sampled_in_any_order(tmp_path):
+    """Duplicate questions sampled at temperature 1 by concurrent threads in a random order: in the replay
+    each item still gets its own samples back (they are numbered per workflow and item, not per arrival)."""
+    _sandbox_or_skip()
+    code = '''
+import random, time
+
+def solver(agent, task):
+    time.sleep(random.random() * 0.05)
+    return " / ".join(agent.call_llm(messages=[{"role": "user", "content": task}], temperature=1.0, num_of_response=2))
+'''
+    items = [Item(id=f"dup{k}", question="Question 1: what is 1 + 3?", answer="4") for k in range(6)]
+    counter = itertools.count()
+    cache = str(tmp_path / "cache.sqlite")
+
+    async def once(srv):
+        async with Executor(srv.base_url, model="sim", cache_path=cache) as ex:
+            r = await evaluate_workflow(code, ArithTask(1), items, ex, threads=6)
+            ex.close_cache()
+            return [x.answer for x in r.records]
+    runs = []
+    for _ in range(3):
+        with SimServer(lambda body, j: f"sample {next(counter)}") as srv:
+            runs.append(run(once(srv)))
+            requests = srv.stats["requests"]
+        assert requests == (6 if len(runs) == 1 else 0)
+    assert len(set(runs[0])) == 6 and runs[1] == runs[0] and runs[2] == runs[0]
 
 
 @pytest.mark.parametrize("code,needle", [

@@ -276,3 +276,40 @@ def test_direct_transport_sends_the_sdk_headers_and_body(monkeypatch):
         assert headers["openai-organization"] == "org-abc" and headers["openai-project"] == "proj-xyz", transport
         assert headers["content-type"] == "application/json", transport
         assert headers["user-agent"] == sdk_headers["user-agent"], transport
+
+
+def test_sample_scopes_keep_replays_exact_whatever_the_order(tmp_path):
+    """Two callers send the same sampled request; in the replay they come in the other order."""
+    cache = str(tmp_path / "c.sqlite")
+
+    async def session(srv, order):
+        async with _ex(srv, cache_path=cache) as ex:
+            out = {}
+            for scope in order:
+                out[scope] = (await ex.chat(MSG, temperature=1.0, sample_scope=scope)).contents
+            out["again-a"] = (await ex.chat(MSG, temperature=1.0, sample_scope="a")).contents
+            ex.close_cache()
+            return out
+    with SimServer(_counter_responder()) as srv:
+        first = run(session(srv, ["a", "b"]))
+    assert first == {"a": ["reply-0"], "b": ["reply-1"], "again-a": ["reply-2"]}
+    with SimServer(_counter_responder()) as srv2:
+        replay = run(session(srv2, ["b", "a"]))
+        assert srv2.stats["requests"] == 0
+    assert replay == first
+
+
+def test_request_and_token_rate_limits_pace_the_calls():
+    """aiolimiter buckets: `rpm` requests (or `tpm` estimated tokens) at once, then the rate per second."""
+    with SimServer(Responder.constant("ok")) as srv:
+        async def go(**limits):
+            async with _ex(srv, **limits) as ex:
+                t = time.perf_counter()
+                msgs = [[{"role": "user", "content": f"q{i}"}] for i in range(62)]
+                await asyncio.gather(*[ex.chat(m, max_completion_tokens=100) for m in msgs])
+                return time.perf_counter() - t
+        # 60 requests per minute: 60 at once, then one a second -> the 62nd after about 2 s
+        assert 1.8 <= run(go(rpm=60)) < 10
+        # 6000 tokens per minute at ~100 estimated tokens a call: about 60 at once, then one a second
+        assert 1.8 <= run(go(tpm=6000)) < 10
+        assert run(go()) < 1.0

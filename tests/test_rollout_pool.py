@@ -87,3 +87,40 @@ def test_pool_refuses_other_sandbox_settings_and_closes_cleanly(server):
     assert not sandbox_processes()
     with pytest.raises(ValueError, match="size"):
         WorkerPool(0)
+
+
+def _worker_processes() -> set[int]:
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"sandbox_worker.py" in f.read():
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def test_closing_or_cancelling_during_start_up_leaves_no_process(server):
+    """Start-ups cut short (pool closed at once, an evaluation cancelled while spawning) leave nothing behind,
+    not even bwrap's inner half, and never hang."""
+    import asyncio
+    before = _worker_processes()
+
+    async def go():
+        for delay in (0, 0.002, 0.01, 0.05):
+            pool = WorkerPool(3, prefill=False)
+            pool.replenish()
+            await asyncio.sleep(delay)
+            await asyncio.wait_for(pool.close(), 30)
+        async with Executor(server.base_url, model="sim") as ex:
+            for delay in (0, 0.002, 0.01):
+                t = asyncio.ensure_future(evaluate_workflow(COT, ArithTask(2), ArithTask(2).items(), ex))
+                await asyncio.sleep(delay)
+                t.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(t, 30)
+    run(go())
+    leftovers = _worker_processes() - before
+    assert not leftovers, leftovers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -119,8 +120,9 @@ def _worker_limits(limits: SandboxLimits, n_threads: int, sandbox: str) -> dict:
 
 
 class _Evaluation:
-    def __init__(self, items, executor: Executor, n: int):
+    def __init__(self, code: str, items, executor: Executor, n: int):
         self.items, self.executor = items, executor
+        self.code_id = hashlib.sha256(code.encode()).hexdigest()[:16]
         self.results: dict[int, dict] = {}
         self.usage = [Usage() for _ in range(n)]
         self.calls = [0] * n
@@ -143,7 +145,8 @@ class _Evaluation:
         try:
             res = await self.executor.chat(req["messages"], model=req["model"], temperature=req["temperature"],
                                            max_completion_tokens=req["max_completion_tokens"], n=req["n"],
-                                           response_format=req["response_format"])
+                                           response_format=req["response_format"],
+                                           sample_scope=f"{self.code_id}:{item}")
         except InfraError as e:
             if item is not None:
                 self.infra.setdefault(item, str(e))
@@ -178,7 +181,7 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
     if not items:
         raise ValueError("evaluate_workflow: no items to evaluate")
     limits = limits or SandboxLimits()
-    ev = _Evaluation(items, executor, len(items))
+    ev = _Evaluation(code, items, executor, len(items))
     t0 = time.perf_counter()
     n_threads = max(1, min(threads, len(items)))
     if pool is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import json
 import logging
 import math
@@ -189,8 +190,14 @@ class Executor:
 
     # ----- the call
     async def chat(self, messages: list[dict], *, model: str | None = None, temperature: float = 1.0,
-                   max_completion_tokens: int = 4096, n: int = 1, response_format: str = "text") -> ChatResult:
-        """One chat completion with `n` choices; raises InfraError, BudgetExceededError, RequestRejectedError."""
+                   max_completion_tokens: int = 4096, n: int = 1, response_format: str = "text",
+                   sample_scope: str | None = None) -> ChatResult:
+        """One chat completion with `n` choices; raises InfraError, BudgetExceededError, RequestRejectedError.
+
+        `sample_scope` (e.g. workflow + item) numbers the repeats of a sampled request (temperature > 0)
+        within that scope only, so that concurrent callers in different scopes cannot swap samples between
+        a run and its replay. Greedy requests ignore it: their answers are shared across scopes.
+        """
         if response_format not in ("text", "json_object"):
             raise RequestRejectedError(f"response_format must be 'text' or 'json_object', got {response_format!r}")
         resolved = self.resolve_model(model)
@@ -202,6 +209,8 @@ class Executor:
         h = request_hash(request)
         st = self._state()
         if temperature > 0:
+            if sample_scope is not None:
+                h = hashlib.sha256(f"{h}|{sample_scope}".encode()).hexdigest()
             # Each repetition of an identical sampled request is its own sample: the k-th repetition in a
             # run is cached under index k, so replays are exact and repeats stay distinct.
             sample = self._sample_counter.get(h, 0)

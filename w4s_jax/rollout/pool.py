@@ -106,8 +106,9 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closed = True
-        for t in list(self._starting):
-            t.cancel()
+        # Start-ups in progress are not cancelled: they finish (bounded by hello_timeout_s) and, seeing the
+        # pool closed, kill their worker (a sandbox killed in the middle of its set-up can leave bwrap's
+        # inner half behind).
         if self._starting:
             await asyncio.gather(*list(self._starting), return_exceptions=True)
         idle, self._idle = self._idle, []

@@ -182,9 +182,26 @@ class WorkerProcess:
             cmd = [sys.executable, *WORKER_PYTHON_FLAGS, str(_HERE / "sandbox_worker.py")]
             kw = {"cwd": self._tmp.name, "env": {**_env(), "HOME": self._tmp.name, "TMPDIR": self._tmp.name},
                   "start_new_session": True}
-        self.proc = await asyncio.create_subprocess_exec(
+        spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=MAX_MESSAGE_BYTES, **kw)
+            limit=MAX_MESSAGE_BYTES, **kw))
+        try:
+            self.proc = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            # Cancelled while the process was being created. Interrupting that can hang CPython's own
+            # clean-up, and killing bwrap in the middle of its set-up can orphan its inner half: let the
+            # creation finish and the worker say hello (bwrap is done by then), then kill it.
+            try:
+                self.proc = await spawn
+            except Exception:
+                pass
+            else:
+                try:
+                    await asyncio.wait_for(self.proc.stdout.readline(), 5)
+                except (TimeoutError, ValueError, OSError):
+                    pass
+                await self.kill()
+            raise
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     async def _drain_stderr(self) -> None:
@@ -237,7 +254,18 @@ class WorkerProcess:
                     os.kill(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        rc = await self.proc.wait()
+        try:
+            # A worker that outlived bwrap (killed in the middle of its set-up, before the child is tied to
+            # it) still holds our pipes, and asyncio's wait() also waits for those: EOF on its control
+            # channel makes it exit.
+            self.proc.stdin.close()
+        except (AttributeError, RuntimeError, OSError):
+            pass
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            log.warning("sandbox worker %d: still holding its pipes 30 s after SIGKILL; abandoned", self.proc.pid)
+            rc = self.proc.returncode
         if self._stderr_task is not None:
             try:
                 await asyncio.wait_for(self._stderr_task, 5)
