@@ -56,7 +56,6 @@ def test_pooled_evaluations_score_like_cold_ones_and_never_share_a_worker(server
     assert cold.accuracy == pooled.accuracy == pytest.approx(expected_accuracy("cot", 6))
     assert [r.records[0].answer for r in markers] == ["1"] * 4, [r.records[0] for r in markers]
     assert taken == 5 and n_cold == 0 and idle == 2  # every evaluation got a started worker; refilled after
-    assert pooled.spawn_to_ready_s < cold.spawn_to_ready_s
     assert not sandbox_processes()
 
 
