@@ -1,10 +1,10 @@
 """The process that runs untrusted workflow code (inside bubblewrap). Standard library only.
 
 Protocol with the parent service: JSON lines on fds 0 (parent -> worker) and 1 (worker -> parent), which
-are moved to private descriptors at start so that prints of the workflow never reach them. The parent
-sends one `init` message (code, items, limits), which the worker reads after saying `hello` (it is started); it
-answers `ready` or `fatal`, then a `call` per
-`agent.call_*` (answered by `reply`), a `result` per item and `done` at the end.
+are moved to private descriptors at start so that prints of the workflow never reach them. The worker
+says `hello` once started; the parent sends one `init` message (code, items, limits), answered by `ready`
+or `fatal`, then the worker sends a `call` per `agent.call_*` (answered by `reply`), a `result` per item
+and `done` at the end.
 """
 from __future__ import annotations
 
