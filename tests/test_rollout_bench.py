@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from w4s_jax.rollout import SandboxUnavailableError, bench, check_sandbox
+from test_rollout_support import sandbox_or_skip
+from w4s_jax.rollout import bench
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def test_bench_rollout_small_run():
-    try:
-        check_sandbox()
-    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
-        pytest.skip(str(e))
+    sandbox_or_skip()
     res = bench.run(latency_s=0.2, candidates=2, items=8, calls=2, concurrency=8, w4s_threads=4, cpu_calls=50,
                     sandbox_reps=1, exec_calls=64, log=lambda *a: None)
     for batch in ("first_batch", "steady_state"):

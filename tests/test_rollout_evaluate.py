@@ -6,9 +6,8 @@ import itertools
 import pytest
 
 from test_rollout_support import (CODE_GEN, COT, SELF_CONSISTENCY, ArithTask, expected_accuracy, run,
-                                  start_server)
-from w4s_jax.rollout import (EvalResult, Executor, SandboxUnavailableError, WorkflowCodeError, check_sandbox,
-                             evaluate_workflow)
+                                  sandbox_or_skip, start_server)
+from w4s_jax.rollout import EvalResult, Executor, WorkflowCodeError, evaluate_workflow
 from w4s_jax.sim import FaultPlan, SimServer
 from w4s_jax.tasks.base import Item
 
@@ -16,11 +15,17 @@ pytestmark = pytest.mark.timeout(180)
 N = 12
 
 
-def _sandbox_or_skip():
+def _evaluate_once(code, task, **kw):
+    """One evaluation against a fresh scripted server."""
+    srv = start_server()
+
+    async def go():
+        async with Executor(srv.base_url, model="sim") as ex:
+            return await evaluate_workflow(code, task, task.items("valid"), ex, **kw)
     try:
-        check_sandbox()
-    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
-        pytest.skip(str(e))
+        return run(go())
+    finally:
+        srv.stop()
 
 
 async def _eval_all(base_url, workflows, **ex_kw):
@@ -37,7 +42,7 @@ WORKFLOWS = {"cot": COT, "sc": SELF_CONSISTENCY, "code": CODE_GEN}
 
 
 def test_w4s_style_workflows_score_what_the_script_implies():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     srv = start_server()
     try:
         res = run(_eval_all(srv.base_url, WORKFLOWS))
@@ -54,7 +59,7 @@ def test_w4s_style_workflows_score_what_the_script_implies():
 
 
 def test_faults_do_not_change_accuracy_and_lose_no_item():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     clean = start_server()
     try:
         ref = run(_eval_all(clean.base_url, WORKFLOWS))
@@ -74,7 +79,7 @@ def test_faults_do_not_change_accuracy_and_lose_no_item():
 
 
 def test_permanent_outage_is_an_infrastructure_error_not_zero():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     srv = start_server(FaultPlan(rate=1.0, kinds=("500",), retry_after_s=0.01))
     try:
         res = run(_eval_all(srv.base_url, {"cot": COT, "sc": SELF_CONSISTENCY}, max_retries=2))
@@ -88,7 +93,7 @@ def test_permanent_outage_is_an_infrastructure_error_not_zero():
 
 def test_outage_swallowed_by_the_workflow_is_still_infra():
     """A workflow that catches everything must not turn an outage into a scored wrong answer."""
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 def solver(agent, task):
     try:
@@ -105,7 +110,7 @@ def solver(agent, task):
 
 
 def test_replay_from_cache_makes_no_http_request(tmp_path):
-    _sandbox_or_skip()
+    sandbox_or_skip()
     cache = str(tmp_path / "cache.sqlite")
     srv = start_server()
     try:
@@ -130,7 +135,7 @@ def test_replay_from_cache_makes_no_http_request(tmp_path):
 def test_replay_is_exact_for_identical_questions_sampled_in_any_order(tmp_path):
     """Duplicate questions sampled at temperature 1 by concurrent threads in a random order: in the replay
     each item still gets its own samples back (they are numbered per workflow and item, not per arrival)."""
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 import random, time
 
@@ -173,7 +178,7 @@ def test_bad_code_is_rejected_before_running(code, needle):
 
 
 def test_error_at_import_time_names_the_line():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = "import math\nx = 1 / 0\ndef solver(agent, task):\n    return 1\n"
     srv = start_server()
     try:
@@ -187,7 +192,7 @@ def test_error_at_import_time_names_the_line():
 
 
 def test_workflow_errors_are_scored_zero_with_their_text():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 def solver(agent, task):
     k = int(task.split()[1].rstrip(":"))
@@ -213,7 +218,7 @@ def solver(agent, task):
 
 
 def test_budget_stops_new_calls_in_evaluation():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     # Three sequential calls per item, 4 items at a time; the price table makes every call cost $1.
     code = '''
 def solver(agent, task):
@@ -243,7 +248,7 @@ def solver(agent, task):
 
 
 def test_calls_from_threads_the_workflow_starts_are_charged_to_their_item():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -268,7 +273,7 @@ def solver(agent, task):
 
 
 def test_load_and_evaluation_timeouts():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     task = ArithTask(4)
     srv = start_server(latency_s=0.0)
 
@@ -294,7 +299,7 @@ def solver(agent, task):
 
 
 def test_answers_of_any_type_and_size_come_back_bounded():
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 class Odd:
     def __repr__(self):
@@ -304,16 +309,7 @@ def solver(agent, task):
     k = int(task.split()[1].rstrip(":"))
     return [lambda: 1, Odd(), {"a": [1, 2]}, "x" * 10_000_000][k % 4]
 '''
-    task = ArithTask(4)
-    srv = start_server()
-
-    async def go():
-        async with Executor(srv.base_url, model="sim") as ex:
-            return await evaluate_workflow(code, task, task.items("valid"), ex)
-    try:
-        r = run(go())
-    finally:
-        srv.stop()
+    r = _evaluate_once(code, ArithTask(4))
     ans = [x.answer for x in r.records]
     assert ans[0].startswith("<function") and ans[1] == "Odd()" and ans[2] == {"a": [1, 2]}
     assert len(ans[3]) <= 100_002 and r.workflow_errors == 0 and r.note is None
@@ -321,7 +317,7 @@ def solver(agent, task):
 
 def test_workflows_can_import_installed_packages_but_not_our_code():
     """The worker starts without `site` (-S) for speed: installed packages must still import in the sandbox."""
-    _sandbox_or_skip()
+    sandbox_or_skip()
     code = '''
 import json, re, collections, fractions
 import numpy as np
@@ -335,14 +331,5 @@ def solver(agent, task):
         leaked = ""
     return leaked + str(int(np.array([a, b]).sum()))
 '''
-    task = ArithTask(3)
-    srv = start_server()
-
-    async def go():
-        async with Executor(srv.base_url, model="sim") as ex:
-            return await evaluate_workflow(code, task, task.items("valid"), ex)
-    try:
-        r = run(go())
-    finally:
-        srv.stop()
+    r = _evaluate_once(code, ArithTask(3))
     assert r.accuracy == 1.0, [(x.answer, x.error) for x in r.records]

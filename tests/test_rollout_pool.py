@@ -6,8 +6,9 @@ import signal
 
 import pytest
 
-from test_rollout_support import COT, ArithTask, expected_accuracy, run, sandbox_processes, start_server
-from w4s_jax.rollout import Executor, SandboxLimits, SandboxUnavailableError, WorkerPool, check_sandbox, evaluate_workflow
+from test_rollout_support import (COT, ArithTask, expected_accuracy, run, sandbox_or_skip, sandbox_processes,
+                                  start_server)
+from w4s_jax.rollout import Executor, SandboxLimits, WorkerPool, evaluate_workflow
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -27,10 +28,7 @@ def solver(agent, task):
 
 @pytest.fixture(scope="module")
 def server():
-    try:
-        check_sandbox()
-    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
-        pytest.skip(str(e))
+    sandbox_or_skip()
     srv = start_server()
     yield srv
     srv.stop()

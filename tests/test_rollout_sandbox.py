@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from test_rollout_support import COT, ArithTask, expected_accuracy, run, sandbox_processes, start_server
-from w4s_jax.rollout import Executor, SandboxUnavailableError, check_sandbox, evaluate_workflow
+from test_rollout_support import (COT, ArithTask, expected_accuracy, run, sandbox_or_skip, sandbox_processes,
+                                  start_server)
+from w4s_jax.rollout import Executor, SandboxUnavailableError, evaluate_workflow
 from w4s_jax.rollout.sandbox import SandboxLimits
 
 pytestmark = pytest.mark.timeout(240)
@@ -128,10 +129,7 @@ class _AttackTask(ArithTask):
 
 @pytest.fixture(scope="module")
 def outcomes():
-    try:
-        check_sandbox()
-    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
-        pytest.skip(str(e))
+    sandbox_or_skip()
     os.environ["W4S_TEST_EXECUTOR_KEY"] = SECRET
     srv = start_server()
     before = set(sandbox_processes())

@@ -5,6 +5,9 @@ import asyncio
 import os
 import re
 
+import pytest
+
+from w4s_jax.rollout import SandboxUnavailableError, check_sandbox
 from w4s_jax.sim import FaultPlan, Responder, SimServer
 from w4s_jax.tasks.base import Item
 
@@ -94,6 +97,13 @@ def solver(agent, task: str):
     result = agent.execute_code(out["code"], timeout=5)
     return str(result)
 '''
+
+
+def sandbox_or_skip() -> None:
+    try:
+        check_sandbox()
+    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
+        pytest.skip(str(e))
 
 
 def start_server(faults: FaultPlan | None = None, latency_s: float = 0.0) -> SimServer:
