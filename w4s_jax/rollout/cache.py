@@ -13,10 +13,15 @@ import time
 from pathlib import Path
 
 
-def request_hash(request: dict) -> str:
-    """Stable hash of the full request (canonical JSON: sorted keys, no whitespace)."""
-    blob = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+def canonical_json(request: dict) -> bytes:
+    """The request as canonical JSON (sorted keys, no whitespace): hashed for the cache, and sent as is."""
+    return json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def request_hash(request: dict | bytes) -> str:
+    """Stable hash of the full request (of its canonical JSON)."""
+    blob = request if isinstance(request, bytes) else canonical_json(request)
+    return hashlib.sha256(blob).hexdigest()
 
 
 class ResponseCache:

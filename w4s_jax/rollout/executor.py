@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from . import prices as prices_mod
-from .cache import ResponseCache, request_hash
+from .cache import ResponseCache, canonical_json, request_hash
 from .errors import BudgetExceededError, InfraError, MalformedReplyError, RequestRejectedError
 from .transport import TRANSPORTS, TransportConnectionError, TransportTimeout, error_text, open_transport
 
@@ -206,7 +206,8 @@ class Executor:
         if response_format == "json_object":
             request["response_format"] = {"type": "json_object"}
         # The endpoint is not part of the key: a replay may run against another server (or none).
-        h = request_hash(request)
+        encoded = canonical_json(request)  # hashed here and sent as the body: encoded once
+        h = request_hash(encoded)
         st = self._state()
         if temperature > 0:
             if sample_scope is not None:
@@ -238,7 +239,7 @@ class Executor:
         if temperature <= 0:
             fut = st.inflight[key] = asyncio.get_running_loop().create_future()
         try:
-            body = await self._request_with_retries(st, request)
+            body = await self._request_with_retries(st, request, encoded)
             contents = _parse_choices(body, self.base_url, n)
             usage = self._usage_of(body, resolved)
         except BaseException as e:
@@ -261,8 +262,7 @@ class Executor:
             fut.set_result(res)
         return res
 
-    async def _request_with_retries(self, st: _LoopState, request: dict) -> dict:
-        body_kw = dict(request)
+    async def _request_with_retries(self, st: _LoopState, request: dict, encoded: bytes) -> dict:
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             retry_after = None
@@ -278,7 +278,7 @@ class Executor:
                         raise BudgetExceededError(f"budget of ${self.budget_usd:.4f} reached (spent "
                                                   f"${self._spent:.4f}); no new executor calls are started")
                     self.stats.http_requests += 1
-                    reply = await st.transport.post("chat/completions", body_kw)
+                    reply = await st.transport.post("chat/completions", request, encoded)
                 code = reply.status
                 if 200 <= code < 300:
                     try:

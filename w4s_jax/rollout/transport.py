@@ -25,7 +25,7 @@ TRANSPORTS = ("aiohttp", "sdk-aiohttp", "sdk-httpx")
 
 
 @dataclass
-class HttpReply:
+class HttpReply:  # what `post(path, payload, encoded)` returns; `encoded` is the payload's JSON bytes
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -74,10 +74,9 @@ class AioHttpTransport:
             connector=aiohttp.TCPConnector(limit=max_connections),
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(10.0, timeout_s)))
 
-    async def post(self, path: str, payload: dict) -> HttpReply:
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    async def post(self, path: str, payload: dict, encoded: bytes) -> HttpReply:
         try:
-            async with self.session.post(self.base + path.lstrip("/"), data=data, headers=self.headers) as r:
+            async with self.session.post(self.base + path.lstrip("/"), data=encoded, headers=self.headers) as r:
                 return HttpReply(r.status, r.headers, await r.read())
         except aiohttp.ConnectionTimeoutError as e:
             raise TransportConnectionError(f"connect timed out: {e}") from None
@@ -100,7 +99,8 @@ class SdkTransport:
             import httpx as hx
         self._response_cls = hx.Response
 
-    async def post(self, path: str, payload: dict) -> HttpReply:
+    async def post(self, path: str, payload: dict, encoded: bytes) -> HttpReply:
+        del encoded  # the SDK encodes the payload itself
         try:
             # The SDK's documented route for a raw request: no typed-params conversion, no pydantic reply.
             r = await self.client.post(path, body=payload, cast_to=self._response_cls)
