@@ -187,6 +187,23 @@ def test_api_key_comes_from_the_named_variable(monkeypatch):
     Executor("https://api.example.com/v1", model="gpt-4o", api_key_env="W4S_NO_SUCH_KEY")
 
 
+def test_bad_executor_options_are_refused_by_name():
+    with pytest.raises(ValueError, match="transport must be one of .*'aiohttp'.*got 'curl'"):
+        Executor("http://127.0.0.1:9/v1", model="sim", transport="curl")
+    with pytest.raises(ValueError, match="max_concurrency must be >= 1"):
+        Executor("http://127.0.0.1:9/v1", model="sim", max_concurrency=0)
+
+
+def test_error_replies_quote_the_servers_message():
+    """The server's own error text (OpenAI shape) reaches the caller, on every transport."""
+    from w4s_jax.rollout.transport import HttpReply, error_text
+    assert error_text(HttpReply(400, {}, b'{"error": {"message": "max_tokens is too large"}}')) == \
+        "max_tokens is too large"
+    assert error_text(HttpReply(502, {}, b"<html>bad gateway</html>")) == "<html>bad gateway</html>"
+    assert error_text(HttpReply(500, {}, b"")) == "(empty body)"
+    assert error_text(HttpReply(500, {}, b"x" * 1000)).endswith("...")
+
+
 def test_malformed_reply_shapes_name_what_is_wrong():
     with pytest.raises(MalformedReplyError, match="'choices' missing"):
         _parse_choices({"id": 1}, "srv", 1)
