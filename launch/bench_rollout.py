@@ -4,15 +4,16 @@ W4S scheme, client CPU per call, sandbox start-up, execute_code rate (w4s_jax/ro
   python launch/bench_rollout.py                       # the full issue-5 set (about 1.5 min)
   python launch/bench_rollout.py --skip_w4s --json_out=/tmp/bench.json
 
-Measured on the 2-core dev box (2026-11-27, quiet; 1-min load 1.4-3.4 before the run); the server runs in
+Measured on the 2-core dev box (2026-11-27; 1-min load 0.5-3.4 before the runs); the server runs in
 its own process on the same two cores and itself costs about 0.45 ms CPU per call. 1920 calls through
 256 one-second slots cannot finish before 8.0 s, so 0.94 is the best efficiency reachable.
-  first batch (cold: every sandbox spawned, new connections): 8.71 / 8.74 / 8.73 s = efficiency 0.861 / 0.858 / 0.859;
-  steady state (same executor, refilled WorkerPool):          8.59 / 8.38 / 8.36 s = efficiency 0.873 / 0.895 / 0.897;
-  public W4S scheme 46.9 s (ideal 45 s): ours 5.36-5.39x (first batch), 5.46-5.60x (steady state);
+  first batch (cold: every sandbox spawned, new connections): 15 runs 8.52-8.99 s = efficiency 0.834-0.880,
+    median 0.852 (7 of 15 below 0.85: the run-to-run spread, ~0.4 s, is start-up contention on two cores);
+  steady state (same executor, refilled WorkerPool): 8.29-8.71 s = efficiency 0.861-0.905, median 0.89;
+  public W4S scheme 46.9-47.3 s (ideal 45 s): ours 5.32-5.39x (first batch), 5.39-5.60x (steady state);
   client CPU per call, 256 in flight: SDK+httpx 5.0-7.1 ms, SDK+aiohttp 2.2-2.5 ms, our Executor 0.41-0.57 ms;
   parent 0.7 ms, sandboxed worker 0.5 ms per call (its start-up included) in the evaluation run;
-  spawn to first item 0.065-0.079 s (bwrap) vs 0.067-0.069 s (no sandbox); execute_code 525-616 calls/s.
+  spawn to first item 0.062-0.079 s (bwrap) vs 0.064-0.075 s (no sandbox); execute_code 525-626 calls/s.
 Before the aiohttp transport (openai SDK request path, 1.9 ms parent CPU per call) the same run took 9.0-10.1 s.
 """
 import json
