@@ -104,7 +104,10 @@ def bwrap_command(limits: SandboxLimits, *, privileged: bool) -> list[str]:
             cmd += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
             cmd += ["--ro-bind", d, d]
-    made = {"/"}
+    # The private /tmp goes first: an interpreter or packages living under /tmp (a virtualenv made there)
+    # are bound on top of it below; mounted afterwards, the tmpfs would hide them.
+    cmd += ["--perms", "1777", "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp"]
+    made = {"/", "/tmp"}
     for root in _python_roots():
         # bwrap would create missing parents mode 0700, unreadable once the worker drops to its own uid.
         parents = [p for p in reversed(Path(root).parents) if str(p) not in made]
@@ -117,7 +120,6 @@ def bwrap_command(limits: SandboxLimits, *, privileged: bool) -> list[str]:
     for f in WORKER_FILES:
         cmd += ["--ro-bind", str(_HERE / f), f"{_MOUNT}/{f}"]
     cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(8 << 20), "--tmpfs", "/dev/shm",
             "--remount-ro", "/",  # the root tmpfs bwrap builds: nothing but /tmp stays writable
             "--chdir", "/tmp", "--clearenv"]
@@ -145,6 +147,12 @@ def check_sandbox(limits: SandboxLimits | None = None) -> None:
         except (OSError, subprocess.TimeoutExpired) as e:
             _PROBED[privileged] = repr(e)
     reason = _PROBED[privileged]
+    if reason is not None and "execvp" in reason:
+        raise SandboxUnavailableError(
+            f"bubblewrap started, but the Python interpreter {sys.executable} is not visible inside the sandbox "
+            f"({reason}). The sandbox binds /usr and {', '.join(_python_roots()) or 'no other directory'} "
+            "read-only; an interpreter reached through a path outside those (e.g. a symlink into another "
+            "directory) cannot start. Use an interpreter under one of them, or report this with the path.")
     if reason is not None:
         raise SandboxUnavailableError(
             f"bubblewrap cannot create a sandbox here ({reason}). Typical causes: user namespaces disabled "
