@@ -8,7 +8,7 @@ from tiny_tokenizer import make_tiny_tokenizer
 from w4s_jax.train.batches import BatchPlan, host_slice, loss_token_cap
 from w4s_jax.train.data import ChatEncoder, load_examples, preference_pairs
 from w4s_jax.train.synthetic import synthetic_records
-from w4s_jax.train.trajectories import TrajectoryError, read_trajectories
+from w4s_jax.trajectories import TrajectoryError, read_trajectories
 
 
 def _write(path, records, tail=""):

@@ -29,7 +29,7 @@ def main(argv):
     from w4s_jax.models import ConfigError
     from w4s_jax.models.safetensors_io import CheckpointError
     from w4s_jax.train.trainer import train
-    from w4s_jax.train.trajectories import TrajectoryError
+    from w4s_jax.trajectories import TrajectoryError
 
     logging.set_verbosity(logging.INFO)
     import logging as pylogging

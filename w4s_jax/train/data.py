@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from w4s_jax.train.trajectories import Record, TrajectoryError, read_trajectories
+from w4s_jax.trajectories import Record, TrajectoryError, read_trajectories
 
 log = logging.getLogger(__name__)
 

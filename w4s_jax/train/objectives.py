@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w4s_jax.train.trajectories import Record
+from w4s_jax.trajectories import Record
 
 Array = jax.Array
 
