@@ -54,6 +54,11 @@ class ChatResult:
     from_cache: bool
     latency_s: float
     model: str
+    served_usage: Usage | None = None  # what the reply cost when it was made (= usage unless replayed)
+
+    def __post_init__(self):
+        if self.served_usage is None:
+            self.served_usage = self.usage
 
 
 @dataclass
@@ -227,14 +232,15 @@ class Executor:
                 except _OwnerCancelled:
                     continue
                 self.stats.calls += 1
-                return ChatResult(res.contents, Usage(), True, 0.0, resolved)
+                return ChatResult(res.contents, Usage(), True, 0.0, resolved, served_usage=res.served_usage)
         t0 = time.perf_counter()
         if self.cache is not None:
             hit = self.cache.get(h, sample)
             if hit is not None:
                 self.stats.calls += 1
                 self.stats.cache_hits += 1
-                return ChatResult(list(hit["contents"]), Usage(), True, time.perf_counter() - t0, resolved)
+                return ChatResult(list(hit["contents"]), Usage(), True, time.perf_counter() - t0, resolved,
+                                  served_usage=Usage(**(hit.get("usage") or {})))
         fut = None
         if temperature <= 0:
             fut = st.inflight[key] = asyncio.get_running_loop().create_future()
