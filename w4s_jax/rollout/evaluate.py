@@ -12,7 +12,7 @@ import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import InfraError, ProtocolError, RequestRejectedError, SandboxUnavailableError, WorkflowCodeError
 from .executor import Executor, Usage
@@ -55,6 +55,8 @@ class EvalResult:
     sandbox: str = "bwrap"
     note: str | None = None            # e.g. the worker crashed or the evaluation timed out
     worker_cpu_s: float | None = None  # CPU used by the sandboxed worker (reported by it at the end)
+    served_usage: dict = field(default_factory=dict)  # what the workflow's calls cost when first made:
+    # the same in a run and its replay (usage counts what was billed now), for cost-aware rewards
 
     @property
     def status(self) -> str:
@@ -125,6 +127,7 @@ class _Evaluation:
         self.code_id = hashlib.sha256(code.encode()).hexdigest()[:16]
         self.results: dict[int, dict] = {}
         self.usage = [Usage() for _ in range(n)]
+        self.served = [Usage() for _ in range(n)]   # as first served: replays count what the reply cost
         self.calls = [0] * n
         self.open_calls = [0] * n
         self.infra: dict[int, str] = {}
@@ -163,16 +166,22 @@ class _Evaluation:
             if item is not None:
                 self.open_calls[item] -= 1
         (self.usage[item] if item is not None else self.unattributed).add(res.usage)
+        if item is not None:
+            self.served[item].add(res.served_usage)
         await wp.send({"t": "reply", "id": rid, "ok": True, "contents": res.contents})
 
 
 async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor, *, sandbox: str = "bwrap",
                            threads: int = 64, item_timeout_s: float = 120.0, eval_timeout_s: float = 1800.0,
                            load_timeout_s: float = 60.0, limits: SandboxLimits | None = None,
-                           max_infra_fraction: float = 0.0, pool: WorkerPool | None = None) -> EvalResult:
+                           max_infra_fraction: float = 0.0, pool: WorkerPool | None = None,
+                           on_result: Callable[[int], None] | None = None) -> EvalResult:
     """Run `solver(agent, item.question)` for every item in one sandboxed worker and score the answers.
 
     With `pool`, the worker comes started from it (its sandbox and limits must be the ones asked for here).
+    `on_result(i)` is called as the workflow's outcome for item i arrives (progress bars), before scoring.
+    A task with `async score_many(predictions, items) -> list[float]` scores all answers in one call (e.g.
+    concurrently in sandboxes, for code); otherwise `task.score` is called per answer.
     Raises WorkflowCodeError if the code cannot be loaded (syntax error, no solver, error at import) and
     SandboxUnavailableError if the sandbox cannot be set up; everything else ends up in the result.
     """
@@ -241,6 +250,8 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
                         i = msg.get("item")
                         if isinstance(i, int) and 0 <= i < len(items) and i not in ev.results:
                             ev.results[i] = msg
+                            if on_result is not None:
+                                on_result(i)
                     elif kind == "done":
                         cpu = msg.get("cpu_s")
                         worker_cpu = float(cpu) if isinstance(cpu, (int, float)) else None
@@ -257,13 +268,35 @@ async def evaluate_workflow(code: str, task, items: Sequence, executor: Executor
         await wp.kill()
         if pool is not None:
             pool.replenish()
-    res = _finish(ev, task, items, time.perf_counter() - t0, ready_at, sandbox, note, max_infra_fraction)
+    res = await _finish(ev, task, items, ready_at, sandbox, note, max_infra_fraction)
+    res.wall_s = time.perf_counter() - t0
     res.worker_cpu_s = worker_cpu
     return res
 
 
-def _finish(ev: _Evaluation, task, items, wall, ready_at, sandbox, note, max_infra_fraction) -> EvalResult:
-    records = []
+async def _score_answers(task, items, records: list[ItemRecord], idx: list[int]) -> None:
+    score_many = getattr(task, "score_many", None)
+    if score_many is None:
+        for i in idx:
+            try:
+                records[i].score = float(task.score(records[i].answer, items[i]))
+            except Exception as e:  # an answer of a shape the scorer cannot take is a wrong answer
+                records[i].error = f"scoring the answer failed: {type(e).__name__}: {e}"
+        return
+    try:
+        scores = [float(s) for s in await score_many([records[i].answer for i in idx], [items[i] for i in idx])]
+        if len(scores) != len(idx):
+            raise ValueError(f"{len(scores)} scores for {len(idx)} answers")
+    except Exception as e:  # the scoring machinery failed, not the answers: unmeasured, not wrong
+        for i in idx:
+            records[i].infra_error = f"scoring failed: {type(e).__name__}: {e}"
+        return
+    for i, s in zip(idx, scores):
+        records[i].score = s
+
+
+async def _finish(ev: _Evaluation, task, items, ready_at, sandbox, note, max_infra_fraction) -> EvalResult:
+    records, answered = [], []
     for i, it in enumerate(items):
         u = ev.usage[i]
         rec = ItemRecord(item_id=getattr(it, "id", i), calls=ev.calls[i], prompt_tokens=u.prompt_tokens,
@@ -283,23 +316,26 @@ def _finish(ev: _Evaluation, task, items, wall, ready_at, sandbox, note, max_inf
             rec.error = str(msg["error"])
         else:
             rec.answer = msg.get("answer")
-            try:
-                rec.score = float(task.score(rec.answer, it))
-            except Exception as e:  # an answer of a shape the scorer cannot take is a wrong answer
-                rec.error = f"scoring the answer failed: {type(e).__name__}: {e}"
+            answered.append(i)
+        records.append(rec)
+    if answered:
+        await _score_answers(task, items, records, answered)
+    for rec in records:
         if rec.infra_error is None and rec.score is None:
             rec.score = 0.0
         if rec.score is not None:
             rec.correct = rec.score >= 1.0
-        records.append(rec)
     scored = [r.score for r in records if r.infra_error is None]
     n_infra = len(records) - len(scored)
     measured = sum(scored) / len(scored) if scored else None
     acc = measured if (scored and n_infra <= max_infra_fraction * len(records)) else None
-    total = Usage()
+    total, served = Usage(), Usage()
     for u in [*ev.usage, ev.unattributed]:
         total.add(u)
+    for u in ev.served:
+        served.add(u)
     return EvalResult(accuracy=acc, records=records, infra_errors=n_infra,
                       workflow_errors=sum(1 for r in records if r.error is not None and r.infra_error is None),
                       measured_accuracy=measured, usage={**total.as_dict(), "calls": sum(ev.calls)},
-                      wall_s=wall, spawn_to_ready_s=ready_at, sandbox=sandbox, note=note)
+                      spawn_to_ready_s=ready_at, sandbox=sandbox, note=note,
+                      served_usage={**served.as_dict(), "calls": sum(ev.calls)})

@@ -12,7 +12,10 @@ import os
 from .base import Task
 
 # name -> "module:factory" (module relative to w4s_jax.tasks). Add a line per registered task.
-_FACTORIES: dict[str, str] = {}
+_FACTORIES: dict[str, str] = {
+    "humaneval": "code:humaneval",
+    "mbpp": "code:mbpp",
+}
 
 _cache: dict[tuple[str, str | None], Task] = {}
 

@@ -1,0 +1,215 @@
+"""HumanEval and MBPP: Python function synthesis, scored by running the benchmark's tests in the sandbox.
+
+Splits are AFlow's (the ones W4S reports): HumanEval 33 valid / 131 test, MBPP (sanitized) 86 valid /
+341 test, read from AFlow's files `<name>_validate.jsonl` and `<name>_test.jsonl` in the data directory.
+Together they hold every item of both benchmarks, so the `train` split is empty for both.
+
+What a workflow sees (`Item.question`) and returns:
+- HumanEval: the benchmark's prompt, verbatim (imports, helper functions, the signature and docstring of
+  the function to write, which is the last one).
+- MBPP: the benchmark's prompt (one sentence, then the signature line) and its first test, the public
+  example AFlow gives workflows (AFlow's `mbpp_public_test.jsonl` holds the same assert with the
+  function renamed `candidate`; the function's own name is kept here).
+- The answer is the complete source of the function, imports and signature included (`{"answer": src}`
+  or `src`; a markdown-fenced block is accepted). `Item.answer` is the reference solution in that form.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from .base import SPLITS, Item, SplitTask
+from .code_scoring import CodeScorer
+from .code_workflows import code_seed_workflows
+
+FILES = {"valid": "{name}_validate.jsonl", "test": "{name}_test.jsonl"}
+SIZES = {"humaneval": {"valid": 33, "test": 131}, "mbpp": {"valid": 86, "test": 341}}
+SOURCES = {
+    "humaneval": "openai/openai_humaneval (MIT); split as AFlow's humaneval_validate.jsonl / humaneval_test.jsonl",
+    "mbpp": "google-research-datasets/mbpp, sanitized (CC BY 4.0); split as AFlow's mbpp_validate.jsonl / "
+            "mbpp_test.jsonl",
+}
+
+HUMANEVAL_DESCRIPTION = '''\
+Task type: Python function synthesis (HumanEval). Each task is the beginning of a Python file: imports,
+sometimes helper functions, and then the signature and docstring of the function to write (always the last
+one in the text). The docstring says what the function must do and usually shows a few example calls.
+
+Answer format: the complete source of that function as plain Python text: any imports it needs, the `def`
+line exactly as given, and the body (helper functions it calls may be included). No markdown fences, no
+tests, no example calls, no printing: the function must return its result. The answer is scored by
+running the benchmark's hidden unit tests on it in a sandbox with a time limit: it counts as correct only
+if every test passes, and code that loops or crashes counts as wrong.
+
+Worked example.
+Task:
+def count_vowels(word: str) -> int:
+    """Return how many vowels (a, e, i, o, u, either case) the word contains.
+    >>> count_vowels("Banana")
+    3
+    """
+Answer:
+def count_vowels(word: str) -> int:
+    return sum(1 for ch in word.lower() if ch in "aeiou")
+'''
+
+MBPP_DESCRIPTION = '''\
+Task type: Python function synthesis (MBPP, "Mostly Basic Python Problems"). Each task states in one
+sentence what a Python function must do, ends with the function's signature line, and gives one example
+test (an `assert`) that a correct function passes.
+
+Answer format: the complete source of the function as plain Python text: any imports it needs, the `def`
+line with the function name from the task, and the body. No markdown fences, no tests, no printing: the
+function must return its result. The answer is scored by running the benchmark's hidden tests (the example
+plus a few more) on it in a sandbox with a time limit: it counts as correct only if every test passes, and
+code that loops or crashes counts as wrong.
+
+Worked example.
+Task:
+Write a function to return the second largest number in a list of distinct integers.
+
+def second_largest(nums):
+
+Your code should pass this test:
+assert second_largest([4, 1, 9, 7]) == 7
+Answer:
+def second_largest(nums):
+    return sorted(nums)[-2]
+'''
+
+ANSWER_FORMAT = ("Put in `answer` the complete source of the Python function the task asks for: imports it "
+                 "needs, the `def` line with the name and parameters given in the task, and the body. Plain "
+                 "Python text only: no markdown fences, no explanations, no tests, no example calls, no "
+                 "printing; the function returns its result.")
+ROLE = "expert Python programmer"
+
+
+class CodeDataError(ValueError):
+    """A benchmark file that cannot be used: says which file, line and item."""
+
+
+class CodeTask(SplitTask):
+    """A SplitTask whose answers are scored in batches, concurrently, in sandboxed workers."""
+
+    async def score_many(self, predictions: Sequence[Any], items: Sequence[Item]) -> list[float]:
+        return await self.scorer.score_many(predictions, items)
+
+
+def _read_rows(path: Path, required: dict[str, type]) -> list[tuple[int, dict]]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise CodeDataError(f"{path}, line {lineno}: not a JSON object ({e})") from None
+            if not isinstance(row, dict):
+                raise CodeDataError(f"{path}, line {lineno}: not a JSON object")
+            where = f"{path}, line {lineno} (id {row.get('task_id', '?')})"
+            for key, typ in required.items():
+                if key not in row or row[key] is None:
+                    raise CodeDataError(f"{where}: missing field '{key}'")
+                if not isinstance(row[key], typ):
+                    raise CodeDataError(f"{where}: field '{key}' has the wrong type ({type(row[key]).__name__})")
+            if not str(row["entry_point"]).isidentifier():
+                raise CodeDataError(f"{where}: entry_point {row['entry_point']!r} is not a Python name")
+            rows.append((lineno, row))
+    return rows
+
+
+def _parses(source: str, where: str, what: str) -> None:
+    try:
+        ast.parse(source)
+    except SyntaxError as e:
+        raise CodeDataError(f"{where}: {what} is not valid Python (line {e.lineno}: {e.msg})") from None
+
+
+def humaneval_item(row: dict, where: str) -> Item:
+    entry = row["entry_point"]
+    _parses(row["prompt"], where, "prompt")
+    _parses(row["test"], where, "test")
+    reference = row["prompt"] + row["canonical_solution"]
+    _parses(reference, where, "prompt + canonical_solution")
+    # The prompt runs first: its imports and helper functions (e.g. `poly`, `encode_cyclic`) are there for
+    # the candidate, whose own definition of the entry point replaces the prompt's stub.
+    return Item(id=str(row["task_id"]), question=row["prompt"], answer=reference,
+                meta={"entry_point": entry, "setup": row["prompt"], "check": f"{row['test']}\n\ncheck({entry})\n",
+                      "public_tests": [], "source": where})
+
+
+def mbpp_question(prompt: str, public_test: str) -> str:
+    return f"{prompt}\n\nYour code should pass this test:\n{public_test}"
+
+
+def mbpp_item(row: dict, where: str) -> Item:
+    tests = row["test_list"]
+    if not tests or not all(isinstance(t, str) and t.strip() for t in tests):
+        raise CodeDataError(f"{where}: test_list must be a non-empty list of asserts")
+    imports = row.get("test_imports") or []
+    if not isinstance(imports, list) or not all(isinstance(t, str) for t in imports):
+        raise CodeDataError(f"{where}: test_imports must be a list of import lines")
+    check = "def check():\n" + "".join(f"    {t}\n" for t in tests) + "\ncheck()\n"
+    _parses(check, where, "test_list")
+    _parses(row["code"], where, "code")
+    return Item(id=str(row["task_id"]), question=mbpp_question(row["prompt"], tests[0]), answer=row["code"],
+                meta={"entry_point": row["entry_point"], "setup": "\n".join(imports), "check": check,
+                      "public_tests": [tests[0]], "source": where})
+
+
+_FIELDS = {
+    "humaneval": ({"task_id": str, "prompt": str, "entry_point": str, "canonical_solution": str, "test": str},
+                  humaneval_item),
+    "mbpp": ({"task_id": (int, str), "prompt": str, "entry_point": str, "code": str, "test_list": list},
+             mbpp_item),
+}
+
+
+def missing_data_error(name: str, data_dir: str | None) -> CodeDataError:
+    files = " and ".join(f.format(name=name) for f in FILES.values())
+    where = data_dir or "a directory given as data_dir (or $W4S_DATA_DIR)"
+    return CodeDataError(
+        f"{name}: no local copy of the benchmark: put {files} (AFlow's split of {SOURCES[name].split(';')[0]}, "
+        f"from AFlow's data release, https://github.com/FoundationAgents/AFlow, data/datasets) in {where}")
+
+
+def load_code_splits(name: str, data_dir: str | None) -> tuple[dict[str, list[Item]], dict]:
+    """{split: items} from AFlow's files in `data_dir`; bad rows raise CodeDataError naming file, line, id."""
+    if not data_dir:
+        raise missing_data_error(name, None)
+    required, make = _FIELDS[name]
+    splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
+    seen: dict[str, str] = {}
+    files = {}
+    for split, pattern in FILES.items():
+        path = Path(data_dir) / pattern.format(name=name)
+        if not path.is_file():
+            raise missing_data_error(name, data_dir)
+        files[split] = str(path)
+        for lineno, row in _read_rows(path, required):
+            where = f"{path}, line {lineno} (id {row['task_id']})"
+            item = make(row, where)
+            if item.id in seen:
+                raise CodeDataError(f"{where}: id {item.id} already appears at {seen[item.id]}")
+            seen[item.id] = where
+            splits[split].append(item)
+    return splits, {"files": files, "upstream": SOURCES[name], "sizes": {s: len(v) for s, v in splits.items()}}
+
+
+def _task(name: str, description: str, data_dir: str | None) -> CodeTask:
+    splits, source = load_code_splits(name, data_dir)
+    return CodeTask(name=name, description=description, splits=splits, scorer=CodeScorer(),
+                    workflows=code_seed_workflows(ANSWER_FORMAT, role=ROLE), source=source)
+
+
+def humaneval(data_dir: str | None) -> CodeTask:
+    return _task("humaneval", HUMANEVAL_DESCRIPTION, data_dir)
+
+
+def mbpp(data_dir: str | None) -> CodeTask:
+    return _task("mbpp", MBPP_DESCRIPTION, data_dir)
+
+
