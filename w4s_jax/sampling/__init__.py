@@ -3,11 +3,12 @@ from w4s_jax.sampling.chat import (Completion, chat_completions, chat_generate, 
                                    generation_config_stop_ids)
 from w4s_jax.sampling.filters import filtered_probs
 from w4s_jax.sampling.options import SamplingError, SamplingOptions
-from w4s_jax.sampling.sampler import SampleResult, compile_counts, generate, sample
+from w4s_jax.sampling.sampler import (SampleRequest, SampleResult, check_request, compile_counts, generate, sample,
+                                      sample_requests)
 from w4s_jax.sampling.sharding import SAMPLING_RULES, shard_for_sampling
 
 __all__ = [
-    "SAMPLING_RULES", "Completion", "SampleResult", "SamplingError", "SamplingOptions", "chat_completions",
-    "chat_generate", "chat_stop_ids", "compile_counts", "filtered_probs", "generate", "generation_config_stop_ids",
-    "sample", "shard_for_sampling",
+    "SAMPLING_RULES", "Completion", "SampleRequest", "SampleResult", "SamplingError", "SamplingOptions",
+    "chat_completions", "chat_generate", "chat_stop_ids", "check_request", "compile_counts", "filtered_probs",
+    "generate", "generation_config_stop_ids", "sample", "sample_requests", "shard_for_sampling",
 ]

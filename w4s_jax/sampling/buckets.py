@@ -22,3 +22,13 @@ def pow2_bucket(n: int, minimum: int = 1) -> int:
     while b < max(n, minimum):
         b *= 2
     return b
+
+
+def rows_bucket(n: int) -> int:
+    """Smallest multiple of a quarter of n's power-of-two octave that is >= n (1..4, 5, 6, 7, 8, 10, 12, 14,
+    16, 20, ..., 64, 80, 96, 112, 128, ...): at most a quarter of a batch's rows are padding, and common
+    batches (16 prompts x 5 samples = 80) fit exactly."""
+    if n < 1:
+        raise ValueError(f"row count must be >= 1, got {n}")
+    step = max(1, pow2_bucket(n + 1) // 8)
+    return -(-n // step) * step

@@ -83,15 +83,17 @@ def keep_mask(probs: Array, *, top_k: Array, top_p: Array, k_cap: int, use_top_p
     reached = csum >= target[..., None]
     first = jnp.argmax(reached, axis=-1)
     tau_fast = jnp.take_along_axis(cand_vals, first[..., None], axis=-1)[..., 0]
-    # Not reached only for a nucleus larger than the candidates (or top-k ties spilling past k_cap).
-    covered = jnp.any(reached, axis=-1)
+    # Not reached only for a nucleus larger than the candidates (or top-k ties spilling past k_cap). Rows
+    # with top_p >= 1 (off, in a batch where other rows use it) keep everything and need no threshold.
+    off = jnp.broadcast_to(jnp.asarray(top_p, jnp.float32), R) >= 1.0
+    covered = jnp.any(reached, axis=-1) | off
 
     def exact(_):
         bits_tau = _bisect_threshold(kept, lambda ge: jnp.sum(jnp.where(ge, kept, 0.0), axis=-1) >= target)
         return jnp.where(covered, _bits(tau_fast), bits_tau)
 
     tau_bits = jax.lax.cond(jnp.all(covered), lambda _: _bits(tau_fast), exact, None)
-    return keep & (_bits(kept) >= tau_bits[..., None])
+    return keep & ((_bits(kept) >= tau_bits[..., None]) | off[..., None])
 
 
 def filtered_probs(logits: Array, *, temperature, top_k=0, top_p=1.0, k_cap: int | None = None) -> Array:
@@ -129,9 +131,11 @@ def draw(weights: Array, u: Array) -> Array:
 
 
 def choose(logits: Array, u: Array, *, greedy: bool, temperature, top_k, top_p, k_cap: int,
-           use_top_p: bool) -> tuple[Array, Array]:
+           use_top_p: bool, greedy_rows: Array | None = None) -> tuple[Array, Array]:
     """Next token per row and its log-probability under the unfiltered model distribution (temperature 1,
-    what a trainer computes as log pi(a|s)). `greedy` (static): argmax, first index on ties."""
+    what a trainer computes as log pi(a|s)). `greedy` (static): argmax, first index on ties, for every row;
+    otherwise `greedy_rows` (bool [R], optional) picks the argmax for some rows of a sampling batch.
+    `temperature` is a scalar or [R, 1]."""
     logits = logits.astype(jnp.float32)
     if greedy:
         tok = jnp.argmax(logits, axis=-1)
@@ -139,6 +143,8 @@ def choose(logits: Array, u: Array, *, greedy: bool, temperature, top_k, top_p, 
         p = softmax_t(logits, temperature)
         keep = keep_mask(p, top_k=top_k, top_p=top_p, k_cap=k_cap, use_top_p=use_top_p)
         tok = draw(jnp.where(keep, p, 0.0), u)
+        if greedy_rows is not None:
+            tok = jnp.where(greedy_rows, jnp.argmax(logits, axis=-1), tok)
     tok = tok.astype(jnp.int32)
     logz = jax.nn.logsumexp(logits, axis=-1)
     logp = jnp.take_along_axis(logits, tok[:, None], axis=-1)[:, 0] - logz

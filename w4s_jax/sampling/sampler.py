@@ -13,6 +13,11 @@ keep riding along in the batch (shapes are static) but record nothing more.
 
 Randomness: sample j of prompt i draws its uniforms from fold_in(fold_in(key(seed), i * n + j), step), so
 a seed reproduces a call, and the random stream of a sample does not depend on how many prompts share the batch.
+
+`sample_requests` batches independent requests (a server's): each has its own prompt, n, seed, temperature,
+top_p and budget; sample j of a request draws from fold_in(fold_in(key(request seed), j), step), so its
+random stream does not depend on the other requests in the call. Rows are laid out request after request
+(the prompt count and row count bucketed by `rows_bucket`), each row gathering its prompt's prefill cache.
 """
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ from flax import nnx
 
 from w4s_jax.models.sharding import constrain
 from w4s_jax.sampling import filters
-from w4s_jax.sampling.buckets import length_bucket, pow2_bucket
-from w4s_jax.sampling.options import SamplingOptions, check_prompts
+from w4s_jax.sampling.buckets import length_bucket, pow2_bucket, rows_bucket
+from w4s_jax.sampling.options import SamplingError, SamplingOptions, check_prompts
 
 _CACHE_AXES = ("layers", "batch", "cache_length", "act_kv_heads", None)
 _PAD_ID = 0
@@ -56,8 +61,8 @@ class SampleResult:
     stats: dict
 
 
-@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("n", "cache_len"))
-def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
+@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("cache_len",))
+def _prefill(graphdef, state, ids, mask, row_prompt, *, cache_len: int):
     _COMPILES["prefill"] += 1
     model = nnx.merge(graphdef, state)
     B, P = ids.shape
@@ -66,28 +71,28 @@ def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
     hidden, cache = model.hidden_states(ids, mask, positions=positions, cache=cache, cache_index=0)
     logits = model.logits(hidden[:, -1])  # left padding: the last slot is every prompt's last token
 
-    def widen(x):  # [L, B, P, K, E] -> [L, B * n, S, K, E]: room for the new tokens, one copy per sample
+    def widen(x):  # [L, B, P, K, E] -> [L, R, S]: room for the new tokens, one copy per row of its prompt
         x = jnp.pad(x, ((0, 0), (0, 0), (0, cache_len - P), (0, 0), (0, 0)))
-        return constrain(jnp.repeat(x, n, axis=1), _CACHE_AXES, model.sharding)
+        return constrain(jnp.take(x, row_prompt, axis=1), _CACHE_AXES, model.sharding)
 
-    return {k: widen(v) for k, v in cache.items()}, jnp.repeat(logits, n, axis=0)
+    return {k: widen(v) for k, v in cache.items()}, jnp.take(logits, row_prompt, axis=0)
 
 
 @functools.partial(jax.jit, static_argnums=(0,), static_argnames=("greedy", "k_cap", "use_top_p", "out_len"),
                    donate_argnames=("cache",))
-def _decode(graphdef, state, cache, logits0, prompt_slots, prompt_lens, active, row_ids, stop_ids, start,
-            max_new, key, temperature, top_k, top_p, *, greedy: bool, k_cap: int, use_top_p: bool,
+def _decode(graphdef, state, cache, logits0, prompt_slots, prompt_lens, active, seeds, row_ids, stop_ids, start,
+            max_new, temperature, top_k, top_p, greedy_rows, *, greedy: bool, k_cap: int, use_top_p: bool,
             out_len: int):
     _COMPILES["decode"] += 1
     model = nnx.merge(graphdef, state)
     R, S = prompt_slots.shape
     slots = jnp.arange(S, dtype=jnp.int32)
-    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, row_ids)
+    row_keys = jax.vmap(lambda s, r: jax.random.fold_in(jax.random.key(s), r))(seeds, row_ids)
 
     def pick(logits, t):
         u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, t)))(row_keys)
-        return filters.choose(logits, u, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p,
-                              k_cap=k_cap, use_top_p=use_top_p)
+        return filters.choose(logits, u, greedy=greedy, temperature=temperature[:, None], top_k=top_k,
+                              top_p=top_p, k_cap=k_cap, use_top_p=use_top_p, greedy_rows=greedy_rows)
 
     def record(t, tok, logp, out, lps, done, count, stopped):
         is_stop = jnp.any(tok[:, None] == stop_ids[None, :], axis=-1)
@@ -106,7 +111,7 @@ def _decode(graphdef, state, cache, logits0, prompt_slots, prompt_lens, active, 
 
     def cond(c):
         t, _, _, _, _, done, _, _ = c
-        return (t < max_new) & ~jnp.all(done)
+        return (t < out_len) & ~jnp.all(done)
 
     def body(c):
         t, tok, cache, out, lps, done, count, stopped = c
@@ -123,29 +128,26 @@ def _decode(graphdef, state, cache, logits0, prompt_slots, prompt_lens, active, 
     return out, lps, count, stopped, t, cache
 
 
-def _k_cap(opts: SamplingOptions, vocab: int) -> int:
-    if opts.greedy or opts.top_k == 0 or opts.top_k >= vocab:
-        return 0
-    return min(vocab, pow2_bucket(opts.top_k, 16))
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """The decode rows of one call, host-side: which prompt each row continues, its random stream
+    (seed, row id) and its sampling settings. Rows past the real ones are inactive padding."""
+
+    prompt: np.ndarray       # int32 [R]
+    active: np.ndarray       # bool [R]
+    seed: np.ndarray         # uint32 [R]
+    row_id: np.ndarray       # int32 [R]
+    max_new: np.ndarray      # int32 [R]
+    temperature: np.ndarray  # float32 [R]; 0 = greedy
+    top_p: np.ndarray        # float32 [R]
 
 
-def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 0.0,
-           top_p: float = 1.0, top_k: int = 0, n: int = 1, seed: int = 0,
-           stop_ids: Sequence[int] = ()) -> SampleResult:
-    """Sample n continuations of each prompt; see `generate` for the options. Also returns log-probs, finish
-    reasons and timings (prefill_s, decode_s, steps)."""
-    cfg = model.config
-    V = cfg.vocab_size
-    if isinstance(stop_ids, numbers.Integral):
-        stop_ids = (stop_ids,)
-    opts = SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                           n=n, seed=seed, stop_ids=tuple(stop_ids)).validate(V)
-    prompts = check_prompts(prompt_ids, vocab_size=V, context=cfg.max_position_embeddings,
-                            max_new_tokens=max_new_tokens)
-    B = len(prompts)
-    Bb, P, N = pow2_bucket(B), length_bucket(max(map(len, prompts))), length_bucket(max_new_tokens)
-    R = Bb * n
-
+def _run(model, prompts: list[list[int]], n_prompts: int, rows: Rows, *, stop_ids: Sequence[int], top_k: int = 0):
+    """One prefill + decode over `prompts` (padded with dummies to `n_prompts`) for `rows`. Returns per row:
+    tokens (stop id excluded), log-probs and finish reason, plus the call's stats."""
+    V = model.config.vocab_size
+    B, Bb, R = len(prompts), n_prompts, len(rows.prompt)
+    P, N = length_bucket(max(map(len, prompts))), length_bucket(int(rows.max_new.max()))
     ids = np.full((Bb, P), _PAD_ID, np.int32)
     mask = np.zeros((Bb, P), bool)
     lens = np.ones((Bb,), np.int32)
@@ -155,33 +157,118 @@ def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, t
         lens[i] = len(p)
     mask[B:, -1] = True  # dummy prompts: one pad token, so no row attends to nothing
     prompt_slots = np.zeros((R, P + N), bool)
-    prompt_slots[:, :P] = np.repeat(mask, n, axis=0)
-    stops = np.full((pow2_bucket(len(opts.stop_ids), 64),), -1, np.int32)  # a roomy bucket: one program
-    stops[:len(opts.stop_ids)] = opts.stop_ids
+    prompt_slots[:, :P] = mask[rows.prompt]
+    stops = np.full((pow2_bucket(len(stop_ids), 64),), -1, np.int32)  # a roomy bucket: one program
+    stops[:len(stop_ids)] = stop_ids
+
+    greedy_rows = rows.temperature == 0.0
+    live = rows.active & ~greedy_rows
+    greedy = not live.any()
+    use_top_p = bool((rows.top_p[live] < 1.0).any())
+    k_cap = 0 if greedy or top_k == 0 or top_k >= V else min(V, pow2_bucket(top_k, 16))
 
     graphdef, state = nnx.split(model)
     t0 = time.perf_counter()
-    cache, logits0 = _prefill(graphdef, state, ids, mask, n=n, cache_len=P + N)
+    cache, logits0 = _prefill(graphdef, state, ids, mask, rows.prompt, cache_len=P + N)
     jax.block_until_ready(logits0)
     t1 = time.perf_counter()
-    k_cap = _k_cap(opts, V)
     out, lps, count, stopped, steps, _ = _decode(
-        graphdef, state, cache, logits0, prompt_slots, np.repeat(lens, n), np.arange(R) < B * n,
-        np.arange(R, dtype=np.int32), stops, np.int32(P), np.int32(max_new_tokens), jax.random.key(seed),
-        np.float32(max(opts.temperature, 1e-6)), np.int32(max(opts.top_k, 1)), np.float32(opts.top_p),
-        greedy=opts.greedy, k_cap=k_cap, use_top_p=not opts.greedy and opts.top_p < 1.0, out_len=N)
+        graphdef, state, cache, logits0, prompt_slots, lens[rows.prompt], rows.active, rows.seed, rows.row_id,
+        stops, np.int32(P), rows.max_new, np.where(greedy_rows, 1.0, rows.temperature).astype(np.float32),
+        np.full((R,), max(top_k, 1), np.int32), rows.top_p, greedy_rows,
+        greedy=greedy, k_cap=k_cap, use_top_p=use_top_p, out_len=N)
     out, lps, count, stopped, steps = jax.device_get((out, lps, count, stopped, steps))
     t2 = time.perf_counter()
-
-    tokens, logprobs, reasons = [], [], []
-    for i in range(B):
-        rows = range(i * n, (i + 1) * n)
-        tokens.append([out[r, :count[r]].tolist() for r in rows])
-        logprobs.append([lps[r, :count[r]].tolist() for r in rows])
-        reasons.append(["stop" if stopped[r] else "length" for r in rows])
+    tokens = [out[r, :count[r]].tolist() for r in range(R)]
+    logprobs = [lps[r, :count[r]].tolist() for r in range(R)]
+    reasons = ["stop" if stopped[r] else "length" for r in range(R)]
     stats = dict(prefill_s=t1 - t0, decode_s=t2 - t1, steps=int(steps), prefill_rows=Bb, decode_rows=R,
                  prompt_bucket=P, new_token_bucket=N)
-    return SampleResult(tokens, logprobs, reasons, stats)
+    return tokens, logprobs, reasons, stats
+
+
+def _group(tokens, logprobs, reasons, stats, counts: Sequence[int]) -> SampleResult:
+    """Per-row results -> [prompt][sample], prompt i owning the next counts[i] rows."""
+    out = SampleResult([], [], [], stats)
+    r = 0
+    for n in counts:
+        out.tokens.append(tokens[r:r + n])
+        out.logprobs.append(logprobs[r:r + n])
+        out.finish_reasons.append(reasons[r:r + n])
+        r += n
+    return out
+
+
+def sample(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 0.0,
+           top_p: float = 1.0, top_k: int = 0, n: int = 1, seed: int = 0,
+           stop_ids: Sequence[int] = ()) -> SampleResult:
+    """Sample n continuations of each prompt; see `generate` for the options. Also returns log-probs, finish
+    reasons and timings (prefill_s, decode_s, steps)."""
+    cfg = model.config
+    if isinstance(stop_ids, numbers.Integral):
+        stop_ids = (stop_ids,)
+    opts = SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                           n=n, seed=seed, stop_ids=tuple(stop_ids)).validate(cfg.vocab_size)
+    prompts = check_prompts(prompt_ids, vocab_size=cfg.vocab_size, context=cfg.max_position_embeddings,
+                            max_new_tokens=max_new_tokens)
+    B = len(prompts)
+    Bb = pow2_bucket(B)
+    R = Bb * n
+    rows = Rows(prompt=np.repeat(np.arange(Bb, dtype=np.int32), n), active=np.arange(R) < B * n,
+                seed=np.full((R,), seed, np.uint32), row_id=np.arange(R, dtype=np.int32),
+                max_new=np.full((R,), max_new_tokens, np.int32),
+                temperature=np.full((R,), opts.temperature, np.float32), top_p=np.full((R,), opts.top_p, np.float32))
+    res = _run(model, prompts, Bb, rows, stop_ids=opts.stop_ids, top_k=opts.top_k)
+    return _group(*res, [n] * B)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRequest:
+    """One independent request of `sample_requests`: n samples of one prompt with its own settings."""
+
+    prompt_ids: Sequence[int]
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int = 0
+
+
+def check_request(req: SampleRequest, *, vocab_size: int, context: int) -> list[int]:
+    """Validate one request's options and prompt (SamplingError naming the problem); its prompt ids."""
+    SamplingOptions(max_new_tokens=req.max_new_tokens, temperature=req.temperature, top_p=req.top_p,
+                    n=req.n, seed=req.seed).validate(vocab_size)
+    return check_prompts([req.prompt_ids], vocab_size=vocab_size, context=context,
+                         max_new_tokens=req.max_new_tokens)[0]
+
+
+def sample_requests(model, requests: Sequence[SampleRequest], *, stop_ids: Sequence[int] = ()) -> SampleResult:
+    """Serve independent requests in one call: result [request][sample]. Each request's samples depend only
+    on the request (its seed, settings and prompt), not on which other requests share the call; greedy and
+    sampled requests mix freely. The prompt and row counts are bucketed by `rows_bucket`, so a steady mix
+    of requests reuses its programs."""
+    cfg = model.config
+    if not requests:
+        raise SamplingError("sample_requests needs at least one request")
+    stop_ids = SamplingOptions(max_new_tokens=1, stop_ids=tuple(stop_ids)).validate(cfg.vocab_size).stop_ids
+    prompts = [check_request(r, vocab_size=cfg.vocab_size, context=cfg.max_position_embeddings)
+               for r in requests]
+    counts = [r.n for r in requests]
+    real = sum(counts)
+    R = rows_bucket(real)
+    pad = R - real
+
+    def per_row(values, dtype, fill):
+        return np.asarray([v for v, n in zip(values, counts) for _ in range(n)] + [fill] * pad, dtype)
+
+    rows = Rows(prompt=per_row(range(len(requests)), np.int32, 0), active=np.arange(R) < real,
+                seed=per_row([r.seed for r in requests], np.uint32, 0),
+                row_id=np.asarray([j for n in counts for j in range(n)] + [0] * pad, np.int32),
+                max_new=per_row([r.max_new_tokens for r in requests], np.int32, 1),
+                temperature=per_row([float(r.temperature) for r in requests], np.float32, 0.0),
+                top_p=per_row([float(r.top_p) for r in requests], np.float32, 1.0))
+    res = _run(model, prompts, rows_bucket(len(requests)), rows, stop_ids=stop_ids)
+    return _group(*res, counts)
 
 
 def generate(model, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 0.0,
