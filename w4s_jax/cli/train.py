@@ -10,17 +10,13 @@ line on stderr naming what and where, and exit status 2.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_DEFAULT = os.path.join(_REPO, "configs", "train.py")
+from w4s_jax.cli import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT, "train config: configs/train.py[:preset]",
-                                          lock_config=True)
+_CONFIG = common.define_config("train")
 
 
 def main(argv):
@@ -43,24 +39,8 @@ def main(argv):
     print(json.dumps(summary, default=str))
 
 
-def _config_error(e: BaseException) -> str:
-    msg = str(e.args[0] if e.args else e)
-    if "Traceback" in msg:  # a config file that raised: keep its final line
-        msg = [line for line in msg.splitlines() if line.strip()][-1]
-    msg = msg.replace("\\'", "'").replace("\\n", " ").replace("'", "")
-    return " ".join(msg.split())
-
-
-def _parse_flags(argv):
-    try:  # a mistyped --config.<key> is one clear line rather than a traceback
-        return flags.FLAGS(argv)
-    except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
-        print(f"error: bad --config override: {_config_error(e)}", file=sys.stderr)
-        sys.exit(2)
-
-
 def run(argv=None):
-    app.run(main, argv=argv, flags_parser=_parse_flags)
+    common.run(main, argv)
 
 
 if __name__ == "__main__":

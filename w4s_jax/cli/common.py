@@ -1,0 +1,42 @@
+"""What every launch script shares: its `--config` flag, flag parsing with one-line errors, exits on bad input."""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def define_config(name: str):
+    """The locked `--config` flag of launch/<name>.py, defaulting to configs/<name>.py."""
+    default = os.path.join(_REPO, "configs", f"{name}.py")
+    return config_flags.DEFINE_config_file("config", default, f"{name} config: configs/{name}.py[:preset]",
+                                           lock_config=True)
+
+
+def config_error(e: BaseException) -> str:
+    msg = str(e.args[0] if e.args else e)
+    if "Traceback" in msg:  # a config file that raised: keep its final line
+        msg = [line for line in msg.splitlines() if line.strip()][-1]
+    msg = msg.replace("\\'", "'").replace("\\n", " ").replace("'", "")
+    return " ".join(msg.split())
+
+
+def parse_flags(argv):
+    """absl `flags_parser`: a mistyped --config.<key> or a bad value is one clear line and exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+        fail(f"bad --config override: {config_error(e)}")
+
+
+def fail(message: str, status: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def run(main, argv=None) -> None:
+    app.run(main, argv=argv, flags_parser=parse_flags)
