@@ -19,6 +19,9 @@ from .base import Task
 _FACTORIES: dict[str, object] = {
     "humaneval": "code:humaneval",
     "mbpp": "code:mbpp",
+    "gsm8k": "gsm:gsm8k", "gsm_hard": "gsm:gsm_hard", "svamp": "gsm:svamp", "gsm_plus": "gsm:gsm_plus",
+    "mgsm": "gsm:mgsm", "math": "competition_math:competition_math", "drop": "drop:drop",
+    "mmlu_pro": "multiple_choice:mmlu_pro", "gpqa": "multiple_choice:gpqa",
 }
 
 _cache: dict[tuple[str, str | None], Task] = {}
