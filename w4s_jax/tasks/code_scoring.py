@@ -17,6 +17,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -73,7 +74,9 @@ def syntax_problem(source: str) -> str | None:
     if len(source) > MAX_SOURCE_CHARS:
         return f"the answer is longer than {MAX_SOURCE_CHARS} characters"
     try:
-        ast.parse(source, "<answer>")
+        with warnings.catch_warnings():  # e.g. invalid escapes in the answer's strings: its business
+            warnings.simplefilter("ignore")
+            ast.parse(source, "<answer>")
     except SyntaxError as e:
         return f"the answer is not valid Python (line {e.lineno}: {e.msg})"
     except (ValueError, RecursionError, MemoryError) as e:
@@ -135,7 +138,7 @@ class CodeScorer:
     timeout_s: wall-clock limit of one test program; parallel: test programs running at once (0: the
     number of CPUs); memory_mb: address-space limit of each; sandbox: "bwrap" (or "none", trusted code only).
     """
-    timeout_s: float = 10.0
+    timeout_s: float = 15.0
     parallel: int = 0
     memory_mb: int = 1024
     sandbox: str = "bwrap"
