@@ -13,7 +13,8 @@ import pytest
 from test_rollout_support import sandbox_or_skip
 from w4s_jax import tasks
 from w4s_jax.tasks.base import Item
-from w4s_jax.tasks.code import CodeDataError, load_code_splits
+from w4s_jax.tasks.code import load_code_splits
+from w4s_jax.tasks.loading import DataError, DataNotFound
 from w4s_jax.tasks.code_scoring import CodeScorer, extract_source
 
 pytestmark = pytest.mark.timeout(120)
@@ -173,34 +174,36 @@ HE_ROW = {"task_id": "HumanEval/900", "prompt": "def inc(x):\n    '''x + 1'''\n"
 def test_bad_data_is_reported_with_file_line_and_id(tmp_path):
     other = {**HE_ROW, "task_id": "HumanEval/901"}
     _write(tmp_path / "humaneval_test.jsonl", [other])
-    valid = f"{tmp_path / 'humaneval_validate.jsonl'}, "
+    valid = f"{tmp_path / 'humaneval_validate.jsonl'}:"
     cases = [
-        (["{not json"], valid + "line 2: not a JSON object"),
-        ([{k: v for k, v in HE_ROW.items() if k != "test"}], valid + "line 2 (id HumanEval/900): missing field 'test'"),
-        ([{**HE_ROW, "prompt": "def inc(x)\n"}], valid + "line 2 (id HumanEval/900): prompt is not valid Python"),
-        ([{**HE_ROW, "entry_point": "not a name"}], valid + "line 2 (id HumanEval/900): entry_point"),
+        (["{not json"], valid + "2: malformed JSON line"),
+        ([{k: v for k, v in HE_ROW.items() if k != "test"}], valid + "2 (id HumanEval/900): missing 'test'"),
+        ([{**HE_ROW, "prompt": "def inc(x)\n"}], valid + "2 (id HumanEval/900): prompt is not valid Python"),
+        ([{**HE_ROW, "entry_point": "not a name"}], valid + "2 (id HumanEval/900): entry_point"),
+        ([{**HE_ROW, "task_id": 901}], valid + "2 (id 901): field 'task_id' has the wrong type (int)"),
         ([{**HE_ROW, "task_id": "HumanEval/901"}],
-         "humaneval_test.jsonl, line 1 (id HumanEval/901): id HumanEval/901 already appears at " + valid + "line 2"),
+         "humaneval_test.jsonl:1 (id HumanEval/901): id HumanEval/901 already appears at " + valid + "2"),
     ]
     for bad, expected in cases:
         _write(tmp_path / "humaneval_validate.jsonl", [HE_ROW, *bad])
-        with pytest.raises(CodeDataError) as e:
+        with pytest.raises(DataError) as e:
             load_code_splits("humaneval", str(tmp_path))
         assert expected in str(e.value), str(e.value)
     mbpp_row = {"task_id": 7, "prompt": "Add one.\n\ndef inc(x):", "entry_point": "inc",
                 "code": "def inc(x):\n    return x + 1", "test_list": []}
     _write(tmp_path / "mbpp_validate.jsonl", [mbpp_row])
     _write(tmp_path / "mbpp_test.jsonl", [])
-    with pytest.raises(CodeDataError, match=r"mbpp_validate.jsonl, line 1 \(id 7\): test_list"):
+    with pytest.raises(DataError, match=r"mbpp_validate.jsonl:1 \(id 7\): test_list"):
         load_code_splits("mbpp", str(tmp_path))
 
 
 def test_missing_files_name_what_to_download_and_where(tmp_path):
     for data_dir in (str(tmp_path), None):
-        with pytest.raises(CodeDataError) as e:
+        with pytest.raises(DataNotFound) as e:
             load_code_splits("mbpp", data_dir)
-        assert "mbpp_validate.jsonl and mbpp_test.jsonl" in str(e.value) and "AFlow" in str(e.value)
-    assert str(tmp_path) in str(pytest.raises(CodeDataError, load_code_splits, "humaneval", str(tmp_path)).value)
+        assert "mbpp_validate.jsonl" in str(e.value) and "mbpp_test.jsonl" in str(e.value) and "AFlow" in str(e.value)
+    with pytest.raises(DataNotFound, match=f"at {tmp_path}/humaneval_test.jsonl"):
+        load_code_splits("humaneval", str(tmp_path))
 
 
 def test_small_fixture_task_loads_and_scores(tmp_path):

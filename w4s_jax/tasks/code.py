@@ -17,12 +17,11 @@ What a workflow sees (`Item.question`) and returns:
 from __future__ import annotations
 
 import ast
-import json
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 from .base import SPLITS, Item, SplitTask
+from .loading import DataError, DataNotFound, Row, bad_row, local_file, not_found, read_jsonl
 from .code_scoring import CodeScorer
 from .code_workflows import code_seed_workflows
 
@@ -88,10 +87,6 @@ ANSWER_FORMAT = ("Put in `answer` the complete source of the Python function the
 ROLE = "expert Python programmer"
 
 
-class CodeDataError(ValueError):
-    """A benchmark file that cannot be used: says which file, line and item."""
-
-
 class CodeTask(SplitTask):
     """A SplitTask whose answers are scored in batches, concurrently, in sandboxed workers."""
 
@@ -99,28 +94,17 @@ class CodeTask(SplitTask):
         return await self.scorer.score_many(predictions, items)
 
 
-def _read_rows(path: Path, required: dict[str, type]) -> list[tuple[int, dict]]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise CodeDataError(f"{path}, line {lineno}: not a JSON object ({e})") from None
-            if not isinstance(row, dict):
-                raise CodeDataError(f"{path}, line {lineno}: not a JSON object")
-            where = f"{path}, line {lineno} (id {row.get('task_id', '?')})"
-            for key, typ in required.items():
-                if key not in row or row[key] is None:
-                    raise CodeDataError(f"{where}: missing field '{key}'")
-                if not isinstance(row[key], typ):
-                    raise CodeDataError(f"{where}: field '{key}' has the wrong type ({type(row[key]).__name__})")
-            if not str(row["entry_point"]).isidentifier():
-                raise CodeDataError(f"{where}: entry_point {row['entry_point']!r} is not a Python name")
-            rows.append((lineno, row))
-    return rows
+def _checked(row: Row, required: dict[str, type]) -> str:
+    """The row's id after checking its fields' presence and types (DataError naming file, line and id)."""
+    item_id = str(row.data.get("task_id", "?"))
+    for key, typ in required.items():
+        if row.data.get(key) is None:
+            raise bad_row(row, item_id, f"missing {key!r}")
+        if not isinstance(row.data[key], typ):
+            raise bad_row(row, item_id, f"field {key!r} has the wrong type ({type(row.data[key]).__name__})")
+    if not row.data["entry_point"].isidentifier():
+        raise bad_row(row, item_id, f"entry_point {row.data['entry_point']!r} is not a Python name")
+    return item_id
 
 
 def _parses(source: str, where: str, what: str) -> None:
@@ -129,7 +113,7 @@ def _parses(source: str, where: str, what: str) -> None:
             warnings.simplefilter("ignore")
             ast.parse(source)
     except SyntaxError as e:
-        raise CodeDataError(f"{where}: {what} is not valid Python (line {e.lineno}: {e.msg})") from None
+        raise DataError(f"{where}: {what} is not valid Python (line {e.lineno}: {e.msg})") from None
 
 
 def humaneval_item(row: dict, where: str) -> Item:
@@ -160,10 +144,10 @@ MBPP_REFERENCE_ERRATA = {
 def mbpp_item(row: dict, where: str) -> Item:
     tests = row["test_list"]
     if not tests or not all(isinstance(t, str) and t.strip() for t in tests):
-        raise CodeDataError(f"{where}: test_list must be a non-empty list of asserts")
+        raise DataError(f"{where}: test_list must be a non-empty list of asserts")
     imports = row.get("test_imports") or []
     if not isinstance(imports, list) or not all(isinstance(t, str) for t in imports):
-        raise CodeDataError(f"{where}: test_imports must be a list of import lines")
+        raise DataError(f"{where}: test_imports must be a list of import lines")
     check = "def check():\n" + "".join(f"    {t}\n" for t in tests) + "\ncheck()\n"
     _parses(check, where, "test_list")
     code = row["code"]
@@ -184,35 +168,28 @@ _FIELDS = {
 }
 
 
-def missing_data_error(name: str, data_dir: str | None) -> CodeDataError:
-    files = " and ".join(f.format(name=name) for f in FILES.values())
-    where = data_dir or "a directory given as data_dir (or $W4S_DATA_DIR)"
-    return CodeDataError(
-        f"{name}: no local copy of the benchmark: put {files} (AFlow's split of {SOURCES[name].split(';')[0]}, "
-        f"from AFlow's data release, https://github.com/FoundationAgents/AFlow, data/datasets) in {where}")
-
-
 def load_code_splits(name: str, data_dir: str | None) -> tuple[dict[str, list[Item]], dict]:
-    """{split: items} from AFlow's files in `data_dir`; bad rows raise CodeDataError naming file, line, id."""
-    if not data_dir:
-        raise missing_data_error(name, None)
+    """{split: items} from AFlow's files in `data_dir`; bad rows raise DataError naming file, line and id."""
     required, make = _FIELDS[name]
+    names = {split: pattern.format(name=name) for split, pattern in FILES.items()}
+    paths = {split: local_file(data_dir, f) for split, f in names.items()}
+    if not all(paths.values()):
+        e = not_found(name, data_dir, names.values())
+        raise DataNotFound(f"{e}\n  The files are AFlow's split of {SOURCES[name].split(';')[0]}: AFlow's data "
+                           "release (https://github.com/FoundationAgents/AFlow, data/datasets) ships them.")
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     seen: dict[str, str] = {}
-    files = {}
-    for split, pattern in FILES.items():
-        path = Path(data_dir) / pattern.format(name=name)
-        if not path.is_file():
-            raise missing_data_error(name, data_dir)
-        files[split] = str(path)
-        for lineno, row in _read_rows(path, required):
-            where = f"{path}, line {lineno} (id {row['task_id']})"
-            item = make(row, where)
+    for split, path in paths.items():
+        for row in read_jsonl(path):
+            item_id = _checked(row, required)
+            where = f"{row.where} (id {item_id})"
+            item = make(row.data, where)
             if item.id in seen:
-                raise CodeDataError(f"{where}: id {item.id} already appears at {seen[item.id]}")
+                raise DataError(f"{where}: id {item.id} already appears at {seen[item.id]}")
             seen[item.id] = where
             splits[split].append(item)
-    return splits, {"files": files, "upstream": SOURCES[name], "sizes": {s: len(v) for s, v in splits.items()}}
+    return splits, {"files": {s: str(p) for s, p in paths.items()}, "upstream": SOURCES[name],
+                    "sizes": {s: len(v) for s, v in splits.items()}}
 
 
 def _task(name: str, description: str, data_dir: str | None) -> CodeTask:
