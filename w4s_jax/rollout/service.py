@@ -82,8 +82,9 @@ def make_executor(cfg, workdir: str) -> Executor:
 def make_meta_agent(cfg, workdir: str) -> MetaAgent:
     m = cfg.meta_agent
     if m.get("path"):
-        from .jax_policy import local_meta_agent  # the in-process JAX sampler (its own issue)
-        return local_meta_agent(m, workdir)
+        raise ValueError("meta_agent.path (the collector running the JAX sampler itself) is not built yet: serve "
+                         f"the checkpoint with `python -m w4s_jax.serve --model={m.path}` and set "
+                         "meta_agent.base_url to its address instead")
     return ChatEndpointMetaAgent(m.base_url, model=m.model, api_key_env=m.api_key_env,
                                  temperature=m.temperature, max_tokens=m.max_tokens,
                                  max_concurrency=m.max_concurrency,
