@@ -43,7 +43,7 @@ def last_boxed(text: str) -> str | None:
 
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _NUMBER_TOKEN = re.compile(
-    r"(?P<frac>\\[dt]?frac\s*\{\s*(?P<fn>-?\s*(?:" + _DIGITS + r"))\s*\}\s*\{\s*(?P<fd>-?\s*(?:" + _DIGITS + r"))\s*\})"
+    r"(?P<frac>(?P<fsign>-\s*)?\\[dt]?frac\s*\{\s*(?P<fn>-?\s*(?:" + _DIGITS + r"))\s*\}\s*\{\s*(?P<fd>-?\s*(?:" + _DIGITS + r"))\s*\})"
     r"|(?P<slash>(?P<sn>-?(?:" + _DIGITS + r"))\s*/\s*(?P<sd>" + _DIGITS + r"))(?![\d/])"
     r"|(?P<num>-?(?:" + _DIGITS + r")(?:[eE][-+]?\d+)?)")
 _ANSWER_CUE = re.compile(r"answer\s*(?:is|was|would be|=|:)\s*", re.IGNORECASE)
@@ -99,7 +99,8 @@ def parse_number(prediction: Any) -> tuple[float, int] | None:
             den_value = _to_float(den)
             if den_value == 0:
                 return None
-            return _to_float(num) / den_value, 99      # exact fraction: compare by value
+            sign = -1.0 if m.group("frac") and m.group("fsign") else 1.0
+            return sign * _to_float(num) / den_value, 99      # exact fraction: compare by value
         token = m.group("num")
         mantissa = token.lower().split("e")[0]
         decimals = len(mantissa.split(".")[1]) if "." in mantissa and "e" not in token.lower() else 0

@@ -101,8 +101,16 @@ def read_csv(path: Path) -> list[Row]:
     rows = []
     with _open_text(path) as f:
         reader = csv.DictReader(f)
-        for data in reader:
-            rows.append(Row(f"{path}:{reader.line_num}", dict(data)))
+        reader.fieldnames   # reads the header
+        while True:
+            start = reader.line_num + 1   # a quoted field may span lines: name the line the record starts on
+            try:
+                data = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise DataError(f"{path}:{start}: malformed CSV record ({e})") from None
+            rows.append(Row(f"{path}:{start}", dict(data)))
     return rows
 
 
