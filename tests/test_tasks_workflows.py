@@ -170,3 +170,49 @@ def test_dynamic_role_routes_to_the_chosen_expert_or_the_task_role():
 def test_empty_format_or_role_is_refused():
     with pytest.raises(ValueError, match="non-empty"):
         seed_workflows(" ", role="x", code=False)
+
+
+# ------------------------------------------------------------------------------------------ in the sandbox
+
+def _sandbox_responder(body: dict, choice: int) -> str:
+    """Right answers at temperature 0 and in a debate's second round; sampled choices 0 and 2 are off by one."""
+    import re
+    user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    system_text = body["messages"][0]["content"]
+    a, b = (int(x) for x in re.search(r"Problem \d+: what is (\d+) \+ (\d+)", user).groups())
+    right = body["temperature"] == 0 or "Other solutions" in user or choice not in (0, 2)
+    reply = {"reasoning": "adding", "answer": str(a + b if right else a + b + 1),
+             "feedback": "fine", "correct": "True", "expert": "careful step-by-step problem solver"}
+    if '"code"' in system_text:
+        reply = {"reasoning": "plan", "code": f"def solution():\n    return {a} + {b}\n"}
+    return json.dumps(reply)
+
+
+def test_every_seed_workflow_runs_unchanged_in_the_sandbox():
+    import asyncio
+
+    from w4s_jax.rollout import Executor, SandboxUnavailableError, check_sandbox, evaluate_workflow
+    from w4s_jax.sim import SimServer
+    from w4s_jax.tasks.base import Item, SplitTask
+    from w4s_jax.tasks.gsm import score_numeric_item
+
+    try:
+        check_sandbox()
+    except SandboxUnavailableError as e:  # pragma: no cover - CI installs bubblewrap
+        pytest.skip(str(e))
+    items = [Item(f"p{k}", f"Problem {k}: what is {k} + {10 * k}?", 11 * k) for k in range(1, 5)]
+    task = SplitTask("sums", "add", {"valid": items}, score_numeric_item)
+    workflows = seed_workflows(FORMAT, role="math expert", code=True)
+    srv = SimServer(_sandbox_responder, max_lifetime_s=120).start()
+
+    async def go():
+        async with Executor(srv.base_url, model="sim") as ex:
+            return {name: await evaluate_workflow(code, task, items, ex, item_timeout_s=30)
+                    for name, code in workflows.items()}
+    try:
+        results = asyncio.run(asyncio.wait_for(go(), 150))
+    finally:
+        srv.stop()
+    for name, res in results.items():
+        assert res.accuracy == 1.0, (name, [r.error or r.answer for r in res.records])
+    assert all(r.answer == {"answer": str(it.answer)} for r, it in zip(results["cot_sc"].records, items))
