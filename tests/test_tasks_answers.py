@@ -43,13 +43,14 @@ def test_parse_number_reports_the_decimals_written():
 
 
 @pytest.mark.parametrize("raw, value", [("18", 18), ("1,000", 1000), (23.0, 23), ("-3.5", -3.5),
-                                        (3244047.0999999996, 3244047.0999999996), ("$70,000", 70000)])
+                                        (3244047.0999999996, 3244047.0999999996), ("$70,000", 70000),
+                                        ("50%", 50), ("3/4", 0.75), ("-1/2", -0.5)])
 def test_targets_parse(raw, value):
     got = parse_target_number(raw)
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize("raw", ["", "about 5", "5 or 6", None, True, "inf"])
+@pytest.mark.parametrize("raw", ["", "about 5", "5 or 6", None, True, "inf", "3/0", "1/2/3"])
 def test_unparsable_targets_are_refused(raw):
     with pytest.raises(ValueError, match="unparsable target"):
         parse_target_number(raw)

@@ -141,16 +141,21 @@ def score_number(prediction: Any, target: Any) -> float:
 
 
 def parse_target_number(raw: Any) -> int | float:
-    """A reference answer as a number (int when whole); raises ValueError for anything else."""
+    """A reference answer as a number (int when whole): "1,000", "$5", "-3.5", "50%", "3/4"; raises ValueError
+    for anything else."""
     if isinstance(raw, bool):
         raise ValueError(f"unparsable target {raw!r}")
     if isinstance(raw, (int, float)):
         value = float(raw)
     else:
-        text = _clean_number_text(str(raw)).strip()
-        if not re.fullmatch(r"-?(?:" + _DIGITS + r")(?:[eE][-+]?\d+)?", text):
+        text = _clean_number_text(str(raw)).strip().removesuffix("%").strip()
+        fraction = re.fullmatch(r"(-?(?:" + _DIGITS + r"))\s*/\s*(" + _DIGITS + r")", text)
+        if fraction and _to_float(fraction.group(2)) != 0:
+            value = _to_float(fraction.group(1)) / _to_float(fraction.group(2))
+        elif re.fullmatch(r"-?(?:" + _DIGITS + r")(?:[eE][-+]?\d+)?", text):
+            value = _to_float(text)
+        else:
             raise ValueError(f"unparsable target {raw!r}")
-        value = _to_float(text)
     if not math.isfinite(value):
         raise ValueError(f"unparsable target {raw!r}")
     return int(value) if value == int(value) and abs(value) < 2 ** 53 else value
