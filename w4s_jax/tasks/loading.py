@@ -15,7 +15,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .base import Item
 
@@ -272,7 +272,3 @@ def build_items(rows: list[Row], make: Callable[[int, Row], Item | None]) -> lis
         if item is not None:
             out.append(item)
     return out
-
-
-def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
