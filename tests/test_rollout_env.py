@@ -156,3 +156,23 @@ def test_collection_refuses_a_task_without_train_items(tmp_path):
     with pytest.raises(ValueError, match="no train split"):
         asyncio.run(collect(cfg))
     assert not (tmp_path / "trajectories.jsonl").exists()
+
+
+def test_shards_split_the_episodes_and_together_equal_one_run(reference_run, tmp_path):
+    ex, ma = es.start_servers()
+    try:
+        whole = es.collect_config(tmp_path / "whole", ex, ma, episodes=2, turns=1)
+        asyncio.run(collect(whole))
+        for i in (0, 1):
+            asyncio.run(collect(es.collect_config(tmp_path / "sharded", ex, ma, episodes=2, turns=1,
+                                                  shard=f"{i}/2")))
+    finally:
+        ex.stop()
+        ma.stop()
+    files = sorted((tmp_path / "sharded").glob("trajectories*.jsonl"))
+    assert [f.name for f in files] == ["trajectories-000-of-002.jsonl", "trajectories-001-of-002.jsonl"]
+    eps = [{r.episode_id for r in read_trajectories(str(f))} for f in files]
+    assert eps == [{"env_arith-000"}, {"env_arith-001"}]
+    union = sorted(x for f in files for x in comparable(f))
+    assert union == comparable(tmp_path / "whole" / "trajectories.jsonl")
+    assert len(read_trajectories(str(tmp_path / "sharded" / "trajectories*.jsonl"))) == 2 * 3
