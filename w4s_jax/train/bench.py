@@ -29,8 +29,8 @@ from w4s_jax.train import objectives, optim
 from w4s_jax.train import step as step_lib
 from w4s_jax.train.batches import assemble, loss_token_cap
 from w4s_jax.train.data import Example
-from w4s_jax.train.lora import init_lora
 from w4s_jax.train.metrics import peak_flops, step_flops
+from w4s_jax.train.trainable import FullTraining, LoraTraining
 
 TAU = 0.4
 
@@ -62,17 +62,16 @@ def ours(model, examples, *, seq: int, lora_rank: int = 0, state_dtype: str = ""
     obj = objectives.get("rwr")(tau=TAU)
     n = len(examples)
     host = assemble(examples, list(range(n)), n, seq, 1, [[i] for i in range(n)])
-    graphdef, params, template = step_lib.split_model(model)
     tx = optim.make_optimizer(_optim_cfg(lr, state_dtype), 1000)
     if lora_rank:
-        trainable, frozen, scale = init_lora(model.config, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                             "up_proj", "down_proj"), lora_rank), params, 2.0
+        training = LoraTraining(model, targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                "down_proj"), rank=lora_rank, alpha=2.0 * lora_rank)
     else:
-        trainable, frozen, scale = params, None, None
-    state = {"params": trainable, "opt": tx.init(trainable), "step": jnp.int32(0),
-             "rng": jax.random.key_data(jax.random.PRNGKey(0))}
-    spec = step_lib.StepSpec(graphdef, obj, accum_steps=accum, chunk_size=chunk_size, lora_scale=scale)
-    train_step = step_lib.make_train_step(spec, tx, template)
+        training = FullTraining(model)
+    trainable, frozen = training.split(model)
+    state = {"params": trainable, "opt": tx.init(trainable), "step": jnp.int32(0)}
+    spec = step_lib.StepSpec(training, obj, accum_steps=accum, chunk_size=chunk_size)
+    train_step = step_lib.make_train_step(spec, tx)
     batch = step_lib.device_batch(host, rules, obj)
     cap = loss_token_cap(step_lib.micro_loss_counts(host, accum, 1), limit=n // accum * seq, minimum=128)
     t0 = time.perf_counter()

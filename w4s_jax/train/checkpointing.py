@@ -1,6 +1,6 @@
 """Orbax checkpoints of the full train state, with a checksum manifest per step.
 
-`<workdir>/checkpoints/<step>/` holds `state` (params, optimizer state, step, RNG; restored straight into
+`<workdir>/checkpoints/<step>/` holds `state` (params, optimizer state, step; restored straight into
 the target shardings) and `meta` (data position, data fingerprint, resolved config). Saves are async;
 Orbax finalises a step only when it is complete (an interrupted save leaves a temporary directory that is
 never listed). Once a step is final, a manifest of SHA-256 digests of its files is written beside it; at

@@ -10,6 +10,7 @@ predicting `ids[t + 1]` from `ids[: t + 1]` counts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -34,7 +35,6 @@ class Example:
     chosen: bool
     advantage: float = 0.0   # reward minus the mean reward of its state's candidates
     ref_logprob: float = 0.0  # sum of the frozen starting policy's log-probs of its loss tokens (dpo)
-    record: Record | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -143,7 +143,7 @@ def build_examples(records: Sequence[Record], encoder: ChatEncoder, *, max_len: 
         loss_mask = np.zeros(len(ids), bool)
         loss_mask[:-1] = token_loss[1:]
         st = state_index.setdefault(r.state_key, len(state_index))
-        out.append(Example(ids=ids, loss_mask=loss_mask, reward=r.reward, state=st, chosen=r.chosen, record=r))
+        out.append(Example(ids=ids, loss_mask=loss_mask, reward=r.reward, state=st, chosen=r.chosen))
     report["examples"] = len(out)
     report["states"] = len({e.state for e in out})
     set_advantages(out)
@@ -176,19 +176,43 @@ def preference_pairs(examples: Sequence[Example], *, margin: float = 0.0,
     return pairs
 
 
-def load_examples(path, tokenizer, *, max_len: int, loss_on: str = "action", truncate: str = "middle",
-                  keep_head: int = 256, include_failed: bool = False, eot_token: str | None = None,
-                  keep: Callable[[Record], bool] | None = None, report: dict | None = None) -> list[Example]:
-    """Read, validate, filter and tokenize; an empty result is an error that says why."""
+def split_by_episode(records: Sequence[Record], fraction: float) -> tuple[list[Record], list[Record]]:
+    """(training records, held-out records): whole episodes are held out, never single lines, so no state
+    is in both. An episode is held out when a hash of its episode_id falls below `fraction`: the same
+    episodes are held out in every run on the same data (whatever its seed or objective), and an episode
+    never changes side as more data is collected. At least one episode is held out when fraction > 0."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return list(records), []
+    u = {e: int.from_bytes(hashlib.sha256(e.encode()).digest()[:8], "big") / 2.0**64
+         for e in {r.episode_id for r in records}}
+    held = {e for e, x in u.items() if x < fraction} or {min(u, key=u.get)}
+    if len(held) == len(u):
+        raise ValueError(f"holding out {fraction} of {len(u)} episode(s) leaves none to train on")
+    return [r for r in records if r.episode_id not in held], [r for r in records if r.episode_id in held]
+
+
+def examples_from_records(records: Sequence[Record], tokenizer, *, max_len: int, loss_on: str = "action",
+                          truncate: str = "middle", keep_head: int = 256, include_failed: bool = False,
+                          eot_token: str | None = None, keep: Callable[[Record], bool] | None = None,
+                          report: dict | None = None, source: str = "") -> list[Example]:
+    """Filter and tokenize records; an empty result is an error that says why (naming `source`)."""
     report = {} if report is None else report
-    records = read_trajectories(path, report)
     report["records"] = len(records)
     examples = build_examples(records, ChatEncoder(tokenizer, eot_token), max_len=max_len, loss_on=loss_on,
                               truncate=truncate, keep_head=keep_head, include_failed=include_failed,
                               keep=keep, report=report)
     if not examples:
         raise TrajectoryError(
-            f"no training examples left from {path!r}: {report['records']} records read, "
+            f"no training examples left from {source!r}: {report['records']} records read, "
             f"{report['filtered_failed']} failed candidates skipped, {report['filtered_objective']} removed by "
             f"the objective's filter, {report['dropped_too_long']} longer than max_len={max_len}")
     return examples
+
+
+def load_examples(path, tokenizer, *, report: dict | None = None, **kwargs) -> list[Example]:
+    """Read, validate, filter and tokenize (keyword arguments as `examples_from_records`)."""
+    report = {} if report is None else report
+    return examples_from_records(read_trajectories(path, report), tokenizer, report=report, source=str(path),
+                                 **kwargs)

@@ -1,5 +1,6 @@
 """LoRA factors owned by the trainer: initialisation, logical axes (so they shard like their base weight),
-and merging into the base weights for a policy export.
+and merging into the base weights for a policy export. `trainable.LoraTraining` puts them behind the
+trainer's interface; `peft_io` reads and writes them as PEFT adapters.
 
 For a stacked layer weight W [L, *in, *out] the factors are a [L, *in, r] and b [L, r, *out]; the model
 uses W + scale * a @ b (scale = alpha / rank), merged one layer at a time inside its scan. b starts at
@@ -12,7 +13,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from w4s_jax.models.qwen2 import _layer_param_specs
 
@@ -20,7 +20,7 @@ from w4s_jax.models.qwen2 import _layer_param_specs
 INPUT_DIMS = {"q_proj": 1, "k_proj": 1, "v_proj": 1, "o_proj": 2, "gate_proj": 1, "up_proj": 1, "down_proj": 1}
 
 
-def _check_targets(targets) -> tuple[str, ...]:
+def check_targets(targets) -> tuple[str, ...]:
     targets = tuple(targets)
     unknown = [t for t in targets if t not in INPUT_DIMS]
     if unknown or not targets:
@@ -31,7 +31,7 @@ def _check_targets(targets) -> tuple[str, ...]:
 def lora_axes(model_config, targets) -> dict[str, dict[str, tuple]]:
     specs = _layer_param_specs(model_config)
     out = {}
-    for t in _check_targets(targets):
+    for t in check_targets(targets):
         _, axes, _ = specs[t]
         k = INPUT_DIMS[t]
         out[t] = {"a": ("layers", *axes[:k], None), "b": ("layers", None, *axes[k:])}
@@ -42,11 +42,17 @@ def lora_shapes(model_config, targets, rank: int) -> dict[str, dict[str, tuple]]
     specs = _layer_param_specs(model_config)
     L = model_config.num_layers
     out = {}
-    for t in _check_targets(targets):
+    for t in check_targets(targets):
         shape, _, _ = specs[t]
         k = INPUT_DIMS[t]
         out[t] = {"a": (L, *shape[:k], rank), "b": (L, rank, *shape[k:])}
     return out
+
+
+def lora_shardings(model_config, targets, rank: int, rules) -> dict:
+    """NamedShardings of the factors on `rules`' mesh: a and b split like their base weight's axes."""
+    axes, shapes = lora_axes(model_config, targets), lora_shapes(model_config, targets, rank)
+    return {t: {k: rules.named(axes[t][k], shapes[t][k]) for k in ("a", "b")} for t in axes}
 
 
 def init_lora(model_config, targets, rank: int, *, seed: int = 0, dtype=jnp.float32) -> dict:
@@ -68,24 +74,15 @@ def as_model_lora(factors: dict) -> dict[str, tuple]:
     return {t: (f["a"], f["b"]) for t, f in factors.items()}
 
 
-def merged_params(model, factors: dict, scale: float):
-    """The model's Param state with W + scale * a @ b folded into every target (a policy export)."""
-    graphdef, state = nnx.split(model, nnx.Param)
-    pure = nnx.to_pure_dict(state)
+def merged_params(params: dict, factors: dict, scale: float) -> dict:
+    """Model parameters (a nested dict) with W + scale * a @ b folded into every target (a policy export)."""
+    layers = dict(params["layers"])
     for t, f in factors.items():
-        w = pure["layers"][t]
-        delta = _delta(f["a"], f["b"])
-        pure["layers"][t] = (w.astype(jnp.float32) + scale * delta).astype(w.dtype)
-    return pure
+        w = layers[t]
+        layers[t] = (w.astype(jnp.float32) + scale * _delta(f["a"], f["b"])).astype(w.dtype)
+    return dict(params, layers=layers)
 
 
 def _delta(a, b):
     """a [L, *in, r] @ b [L, r, *out] -> [L, *in, *out], per layer."""
     return jax.vmap(lambda x, y: jnp.tensordot(x, y, axes=1))(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
-
-
-def merge_into_model(model, factors: dict, scale: float):
-    """A new model object whose weights include the LoRA update."""
-    graphdef, state, rest = nnx.split(model, nnx.Param, ...)
-    nnx.replace_by_pure_dict(state, merged_params(model, factors, scale))
-    return nnx.merge(graphdef, state, rest)

@@ -13,9 +13,13 @@ NO_DECAY = ("attn_norm", "mlp_norm", "final_norm", "q_norm", "k_norm", "q_bias",
 
 
 def schedule(cfg, total_steps: int):
+    """Learning rate by optimizer count (0-based): step k (1-based) of the warmup uses lr * k / warmup, so the
+    first update already moves the weights (never lr = 0); then cosine decay to lr * min_lr_ratio at the
+    last step."""
     warmup = int(cfg.warmup_steps)
     decay = max(int(total_steps), warmup + 1)
-    return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, decay, end_value=cfg.lr * cfg.min_lr_ratio)
+    base = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, decay, end_value=cfg.lr * cfg.min_lr_ratio)
+    return lambda count: base(count + 1)
 
 
 def _decay_mask(params):

@@ -11,13 +11,13 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from w4s_jax.models import REMAT_POLICIES, ConfigError, get_preset, init_model, load_pretrained, make_mesh
 from w4s_jax.models.sharding import DEFAULT_RULES
 from w4s_jax.train import objectives
-from w4s_jax.train.data import LOSS_ON, TRUNCATE, load_examples, preference_pairs
+from w4s_jax.train.data import LOSS_ON, TRUNCATE, examples_from_records, preference_pairs, split_by_episode
 from w4s_jax.train.lora import INPUT_DIMS
+from w4s_jax.trajectories import read_trajectories
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,22 @@ def validate_config(cfg) -> None:
     _need(cfg.data.max_len > 1, "data.max_len", f"must be > 1, got {cfg.data.max_len}")
     _need(bool(cfg.data.path) or cfg.data.synthetic, "data.path", "set a trajectory file/glob (or data.synthetic)")
     _need(cfg.optim.lr >= 0, "optim.lr", f"must be >= 0, got {cfg.optim.lr}")
+    _need(cfg.accum_dtype in ("",) + DTYPES, "accum_dtype", f"must be one of {DTYPES} or empty")
+    _need(0.0 <= cfg.data.eval_fraction < 1.0, "data.eval_fraction", f"must be in [0, 1), got {cfg.data.eval_fraction}")
+    _need(not (cfg.data.eval_path and cfg.data.eval_fraction), "data.eval_path",
+          "set data.eval_path or data.eval_fraction, not both")
+    _need(cfg.eval_every >= 0, "eval_every", f"must be >= 0, got {cfg.eval_every}")
     if cfg.lora.enabled:
         bad = [t for t in cfg.lora.targets if t not in INPUT_DIMS]
         _need(not bad and len(cfg.lora.targets) > 0, "lora.targets",
               f"{bad or '(empty)'} not among {sorted(INPUT_DIMS)}")
         _need(cfg.lora.rank > 0, "lora.rank", f"must be positive, got {cfg.lora.rank}")
+        if cfg.lora.init_from:
+            _need(os.path.isdir(cfg.lora.init_from), "lora.init_from",
+                  f"{cfg.lora.init_from!r} is not a directory (a PEFT adapter: adapter_config.json + "
+                  f"adapter_model.safetensors)")
+    else:
+        _need(not cfg.lora.init_from, "lora.init_from", "needs lora.enabled=True")
     try:
         objectives.from_config(cfg.objective)
     except (ValueError, TypeError) as e:
@@ -110,15 +121,44 @@ class Data:
     examples: list
     pairs: list | None
     report: dict
+    held_out: list | None = None  # examples of held-out episodes (data.eval_path / data.eval_fraction)
+
+
+def _held_out_records(cfg, records: list, report: dict) -> tuple[list, list | None]:
+    """(training records, held-out records or None), split by episode, never by line."""
+    if cfg.data.eval_fraction:
+        try:
+            train, held = split_by_episode(records, cfg.data.eval_fraction)
+        except ValueError as e:
+            raise ConfigError(f"config data.eval_fraction: {e}") from None
+    elif cfg.data.eval_path:
+        train, held = records, read_trajectories(cfg.data.eval_path, {})
+        shared = sorted({(r.run_id, r.episode_id) for r in held} & {(r.run_id, r.episode_id) for r in train})
+        if shared:
+            raise ConfigError(f"config data.eval_path: {len(shared)} episode(s) of {cfg.data.eval_path!r} are also in "
+                              f"the training data, e.g. run_id={shared[0][0]!r} episode_id={shared[0][1]!r}")
+    else:
+        return records, None
+    report["eval_episodes"] = len({r.episode_id for r in held})
+    report["train_episodes"] = len({r.episode_id for r in train})
+    return train, held
 
 
 def build_data(cfg, tokenizer, objective, vocab_size: int) -> Data:
     report: dict = {}
-    examples = load_examples(data_path(cfg), tokenizer, max_len=cfg.data.max_len, loss_on=cfg.data.loss_on,
-                             truncate=cfg.data.truncate, keep_head=cfg.data.keep_head,
-                             include_failed=cfg.data.include_failed, eot_token=cfg.tokenizer.eot_token,
-                             keep=objective.keep, report=report)
-    top = max(int(e.ids.max()) for e in examples)
+    path = data_path(cfg)
+    records, held = _held_out_records(cfg, read_trajectories(path, report), report)
+    common = dict(max_len=cfg.data.max_len, truncate=cfg.data.truncate, keep_head=cfg.data.keep_head,
+                  include_failed=cfg.data.include_failed, eot_token=cfg.tokenizer.eot_token)
+    examples = examples_from_records(records, tokenizer, loss_on=cfg.data.loss_on, keep=objective.keep,
+                                     report=report, source=str(path), **common)
+    held_out = None
+    if held is not None:
+        # every held-out candidate, scored on its action tokens only (see evaluation.py)
+        held_out = examples_from_records(held, tokenizer, loss_on="action", report={}, **common,
+                                         source=f"held-out episodes of {cfg.data.eval_path or path}")
+        report["eval_examples"] = len(held_out)
+    top = max(int(e.ids.max()) for e in examples + (held_out or []))
     if top >= vocab_size:
         raise ConfigError(f"config tokenizer: token id {top} does not fit the model's vocabulary ({vocab_size})")
     pairs = None
@@ -128,8 +168,4 @@ def build_data(cfg, tokenizer, objective, vocab_size: int) -> Data:
         if not pairs:
             raise ConfigError("objective dpo: no preference pairs (no state has candidates with different "
                               "rewards) in the data")
-    return Data(examples, pairs, report)
-
-
-def rng_key(seed: int) -> np.ndarray:
-    return np.asarray(jax.random.key_data(jax.random.PRNGKey(seed)))
+    return Data(examples, pairs, report, held_out)

@@ -1,8 +1,8 @@
 """The RLAO training loop: build the run from its config, resume from the newest good checkpoint, train,
 checkpoint, export the policy. `train(config)` is what `launch/train.py` runs.
 
-A rerun with the same workdir resumes exactly (params, optimizer state, step, RNG and data position come
-from the checkpoint). SIGTERM (a TPU preemption) or `stop_after` ends the run after the current step with
+A rerun with the same workdir resumes exactly (params, optimizer state, step and data position come from
+the checkpoint). SIGTERM (a TPU preemption) or `stop_after` ends the run after the current step with
 a checkpoint.
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from w4s_jax.models.sharding import DEFAULT_RULES, ShardingRules
-from w4s_jax.train import objectives, setup
+from w4s_jax.train import objectives, setup, trainable
 from w4s_jax.train import step as step_lib
 from w4s_jax.train.batches import BatchPlan, assemble, loss_token_cap
 from w4s_jax.train.checkpointing import Checkpointer
+from w4s_jax.train.evaluation import HeldOut
 from w4s_jax.train.export import export_policy
-from w4s_jax.train.lora import init_lora, merge_into_model
 from w4s_jax.train.metrics import MetricsWriter, peak_flops, step_flops
 from w4s_jax.train.optim import make_optimizer, schedule
 
@@ -105,7 +105,7 @@ def _write_run_config(cfg) -> None:
 
 
 def train(cfg) -> dict:
-    """Run (or resume) training as configured; returns a summary {step, metrics, preempted}."""
+    """Run (or resume) training as configured; returns a summary {step, metrics, preempted, data, ...}."""
     setup.validate_config(cfg)
     if cfg.distributed:
         jax.distributed.initialize()
@@ -116,8 +116,9 @@ def train(cfg) -> dict:
     replicated = NamedSharding(mesh, PartitionSpec())
     objective = objectives.from_config(cfg.objective)
     model = setup.build_model(cfg, mesh)
+    model_config = model.config
     tokenizer = setup.build_tokenizer(cfg)
-    data = setup.build_data(cfg, tokenizer, objective, model.config.vocab_size)
+    data = setup.build_data(cfg, tokenizer, objective, model_config.vocab_size)
     if objective.needs_reference:
         reference_logprobs(model, data.examples, batch_size=cfg.batch_size, max_len=cfg.data.max_len,
                            min_bucket=cfg.data.min_bucket, chunk_size=cfg.chunk_size, rules=rules)
@@ -125,46 +126,44 @@ def train(cfg) -> dict:
                      pairs=data.pairs, min_bucket=cfg.data.min_bucket)
     log.info("data: %s; %d batches per epoch", data.report, plan.batches_per_epoch)
 
-    graphdef, params, template = step_lib.split_model(model)
-    p_shard = step_lib.param_shardings(model, rules)
-    if cfg.lora.enabled:
-        targets = tuple(cfg.lora.targets)
-        trainable = init_lora(model.config, targets, cfg.lora.rank, seed=cfg.seed)
-        t_shard = step_lib.lora_shardings(model.config, targets, trainable, rules)
-        trainable = jax.device_put(trainable, t_shard)
-        frozen, lora_scale = params, cfg.lora.alpha / cfg.lora.rank
-    else:
-        trainable, t_shard, frozen, lora_scale = params, p_shard, None, None
-    del params
+    training = trainable.from_config(cfg, model)
+    t_shard, _ = training.shardings(rules)
+    initial, frozen = training.split(model)
+    initial = jax.device_put(initial, t_shard)
+    del model  # its weights live on only as `initial` (full training, donated below) or `frozen` (LoRA)
     tx = make_optimizer(cfg.optim, cfg.total_steps)
-    state_shard = {"params": t_shard, "opt": _opt_shardings(tx, trainable, t_shard, replicated),
-                   "step": replicated, "rng": replicated}
-    rng = setup.rng_key(cfg.seed)
-    make_state = jax.jit(lambda p: {"params": p, "opt": tx.init(p), "step": jnp.zeros((), jnp.int32),
-                                    "rng": jnp.asarray(rng)}, out_shardings=state_shard)
+    state_shard = {"params": t_shard, "opt": _opt_shardings(tx, initial, t_shard, replicated), "step": replicated}
+    make_state = jax.jit(lambda p: {"params": p, "opt": tx.init(p), "step": jnp.zeros((), jnp.int32)},
+                         out_shardings=state_shard, donate_argnums=0)
     ckpt = Checkpointer(os.path.join(cfg.workdir, "checkpoints"), interval=cfg.checkpoint.interval,
                         keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save,
                         checksums=cfg.checkpoint.checksums)
     abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                            jax.eval_shape(make_state, trainable), state_shard)
+                            jax.eval_shape(make_state, initial), state_shard)
     restored = ckpt.restore_latest(abstract)
     fingerprint = plan.fingerprint()
     if restored is None:
-        state, position = make_state(trainable), 0
+        state, position = make_state(initial), 0
     else:
         state, meta, at = restored
         position = int(meta["data_position"])
         if meta.get("data_fingerprint") != fingerprint:
             log.warning("resuming step %d on different data or batching than the checkpoint was trained on", at)
         log.info("resumed from step %d (data position %d)", at, position)
-    del trainable
+    del initial
 
-    spec = step_lib.StepSpec(graphdef, objective, accum_steps=cfg.accum_steps, chunk_size=cfg.chunk_size,
-                             lora_scale=lora_scale)
-    train_step = step_lib.make_train_step(spec, tx, template, state_sharding=state_shard)
+    spec = step_lib.StepSpec(training, objective, accum_steps=cfg.accum_steps, chunk_size=cfg.chunk_size,
+                             accum_dtype=jnp.dtype(cfg.accum_dtype) if cfg.accum_dtype else None)
+    train_step = step_lib.make_train_step(spec, tx, state_sharding=state_shard)
     lr_at = schedule(cfg.optim, cfg.total_steps)
     rows_per_unit = 2 if objective.pairwise else 1
     micro_rows = cfg.batch_size * rows_per_unit // cfg.accum_steps
+    held_out = None
+    if data.held_out:
+        held_out = HeldOut(data.held_out, objective, rows=micro_rows, max_len=cfg.data.max_len,
+                           min_bucket=cfg.data.min_bucket, min_loss_cap=cfg.data.min_loss_cap,
+                           chunk_size=cfg.chunk_size, rules=rules, process_index=pid, process_count=pcount)
+        log.info("held-out evaluation: %s", held_out.describe())
     peak = peak_flops(override_tflops=cfg.peak_tflops)
     n_devices = jax.device_count()
 
@@ -173,9 +172,7 @@ def train(cfg) -> dict:
             json.dumps(cfg.to_dict(), default=str))}
 
     def export(model_step: int):
-        m = step_lib.rebuild(graphdef, template, state["params"] if frozen is None else frozen)
-        if frozen is not None:
-            m = merge_into_model(m, state["params"], lora_scale)
+        m = training.merged(state["params"], frozen)
         export_policy(m, os.path.join(cfg.workdir, "policy", str(model_step)), step=model_step)
         return m
 
@@ -203,14 +200,17 @@ def train(cfg) -> dict:
             step += 1
             tokens, loss_tokens = float(host["attention_mask"].sum()), float(host["loss_mask"].sum())
             window["tokens"] += tokens
-            window["flops"] += step_flops(model.config, tokens=tokens, loss_tokens=loss_tokens, seq_len=length,
-                                          lora=frozen is not None)
-            if step % cfg.log_every == 0 or step == end:
+            window["flops"] += step_flops(model_config, tokens=tokens, loss_tokens=loss_tokens, seq_len=length,
+                                          lora=training.lora)
+            evaluate = held_out is not None and (step == end or (cfg.eval_every and step % cfg.eval_every == 0))
+            if step % cfg.log_every == 0 or step == end or evaluate:
                 m = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 dt = time.perf_counter() - window["t"]
                 m.update(lr=float(lr_at(step - 1)), tokens_per_s=window["tokens"] / dt, epoch=position / plan.batches_per_epoch)
                 if peak:
                     m["mfu"] = window["flops"] / dt / (peak * n_devices)
+                if evaluate:
+                    m.update(held_out.evaluate(training, state["params"], frozen))
                 writer.write(step, m)
                 last_metrics = m
                 window = {"t": time.perf_counter(), "tokens": 0.0, "flops": 0.0}
@@ -234,6 +234,8 @@ def train(cfg) -> dict:
     writer.close()
     if progress is not None:
         progress.close()
+    # the trained part in its own format (LoRA: a PEFT adapter) whenever a run ends, preempted or not
+    adapter = training.save_trained(state["params"], cfg.workdir)
     if step >= cfg.total_steps and not preempted:
         final = export(step)
         if cfg.export_hf:
@@ -241,4 +243,4 @@ def train(cfg) -> dict:
 
             save_pretrained(final, os.path.join(cfg.workdir, "hf"))
     return {"step": step, "metrics": last_metrics, "preempted": preempted, "data": data.report,
-            "sharded_fraction": sharded}
+            "sharded_fraction": sharded, "adapter": adapter}
