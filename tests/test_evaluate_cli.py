@@ -2,7 +2,6 @@
 scores what its scripted answers imply; eval.json; bad input is one line and exit status 2."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_evaluate_support import expected_accuracy, oracle_server
+from test_evaluate_support import config, expected_accuracy, oracle_server
 from test_rollout_support import sandbox_or_skip
 from w4s_jax import tasks
 from w4s_jax.cli.evaluate import EvaluateError, evaluate, summary_line
@@ -27,22 +26,6 @@ def code_task(name: str):
     if not (DATA / f"{name}_test.jsonl").is_file():
         pytest.skip(f"benchmark files not found in {DATA}")
     return tasks.get(name, str(DATA))
-
-
-def get_config():
-    spec = importlib.util.spec_from_file_location("evaluate_config", REPO / "configs" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
-def config(task: str, workflow: str, base_url: str, workdir, **kw):
-    cfg = get_config()
-    cfg.task, cfg.data_dir, cfg.split, cfg.workflow, cfg.limit = task, str(DATA), "valid", workflow, N
-    cfg.executor.base_url, cfg.executor.model, cfg.workdir, cfg.progress = base_url, "sim", str(workdir), False
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    return cfg
 
 
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])

@@ -2,12 +2,16 @@
 reference answer, answers right or wrong by a fixed rule, and so implies each seed workflow's accuracy."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 
 from w4s_jax.sim import SimServer
 from w4s_jax.tasks.base import Item
 
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WRONG = "zqxj"   # scores 0 under every scorer: no number, no option letter, no overlapping token
 
 
@@ -114,3 +118,20 @@ class OracleResponder:
 
 def oracle_server(task, items: list[Item]) -> SimServer:
     return SimServer(OracleResponder(task, items), max_lifetime_s=600).start()
+
+
+def get_config():
+    spec = importlib.util.spec_from_file_location("evaluate_config", REPO / "configs" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def config(task: str, workflow: str, base_url: str, workdir, *, data_dir=DATA, limit: int = 6, **kw):
+    """configs/evaluate.py for a run against the local server (progress bar off)."""
+    cfg = get_config()
+    cfg.task, cfg.data_dir, cfg.split, cfg.workflow, cfg.limit = task, str(data_dir), "valid", workflow, limit
+    cfg.executor.base_url, cfg.executor.model, cfg.workdir, cfg.progress = base_url, "sim", str(workdir), False
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
