@@ -197,11 +197,17 @@ def test_bad_data_is_reported_with_file_line_and_id(tmp_path):
         load_code_splits("mbpp", str(tmp_path))
 
 
-def test_missing_files_name_what_to_download_and_where(tmp_path):
+def test_missing_files_name_what_to_download_and_where(tmp_path, monkeypatch):
+    import datasets
+
+    def offline(repo, config=None, split=None, **kw):
+        raise ConnectionError(f"Couldn't reach '{repo}' on the Hub")
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     for data_dir in (str(tmp_path), None):
         with pytest.raises(DataNotFound) as e:
             load_code_splits("mbpp", data_dir)
         assert "mbpp_validate.jsonl" in str(e.value) and "mbpp_test.jsonl" in str(e.value) and "AFlow" in str(e.value)
+        assert "google-research-datasets/mbpp" in str(e.value)
     with pytest.raises(DataNotFound, match=f"at {tmp_path}/humaneval_test.jsonl"):
         load_code_splits("humaneval", str(tmp_path))
 
@@ -215,3 +221,63 @@ def test_small_fixture_task_loads_and_scores(tmp_path):
     it = splits["valid"][0]
     assert it.id == "HumanEval/900" and it.answer == "def inc(x):\n    '''x + 1'''\n    return x + 1\n"
     assert CodeScorer(timeout_s=5.0)(it.answer, it) == 1.0
+
+
+def _parquet(rows: list[dict], path: Path) -> None:
+    import datasets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+
+
+def _same_items(a, b, *, questions=True) -> None:
+    for split in ("train", "valid", "test"):
+        x, y = a.items(split), b.items(split)
+        assert [it.id for it in x] == [it.id for it in y], split
+        assert [(it.answer, it.meta["check"], it.meta["setup"]) for it in x] == \
+            [(it.answer, it.meta["check"], it.meta["setup"]) for it in y], split
+        if questions:
+            assert [it.question for it in x] == [it.question for it in y], split
+
+
+def test_humaneval_from_the_hub_in_aflows_split_and_order(tmp_path, monkeypatch):
+    import datasets
+    from w4s_jax.tasks.code import humaneval
+
+    real_data()
+    rows = sorted((json.loads(line) for f in ("humaneval_validate.jsonl", "humaneval_test.jsonl")
+                   for line in open(DATA / f)), key=lambda r: int(r["task_id"].split("/")[1]))   # the hub's order
+    _parquet(rows, tmp_path / "openai_humaneval" / "openai_humaneval" / "test-00000-of-00001.parquet")
+    files = humaneval(str(DATA))
+    _same_items(humaneval(str(tmp_path)), files)
+    calls = []
+
+    def fake_load_dataset(repo, config=None, split=None, **kw):
+        calls.append((repo, config, split))
+        return datasets.Dataset.from_list(rows[:-1])
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(DataError, match=r"1 items of AFlow's (valid|test) split are missing"):
+        humaneval(str(tmp_path / "empty"))
+    assert calls == [("openai/openai_humaneval", None, "test")]
+
+
+def test_mbpp_from_the_hubs_four_sanitized_splits_in_aflows_split_and_order(tmp_path):
+    from w4s_jax.tasks.code import mbpp
+
+    real_data()
+    rows = [json.loads(line) for f in ("mbpp_validate.jsonl", "mbpp_test.jsonl") for line in open(DATA / f)]
+
+    def hub_row(r):   # the hub's fields: the sentence alone as prompt, no entry_point, no test
+        lines = r["prompt"].split("\n")
+        while lines and (not lines[-1].strip() or lines[-1].startswith(("import ", "from ", "def "))):
+            lines.pop()
+        return {"source_file": r["source_file"], "task_id": r["task_id"], "prompt": "\n".join(lines),
+                "code": r["code"], "test_imports": r["test_imports"], "test_list": r["test_list"]}
+    hub = sorted((hub_row(r) for r in rows), key=lambda r: r["task_id"])
+    for k, split in enumerate(("train", "validation", "test", "prompt")):
+        _parquet(hub[k::4], tmp_path / "mbpp" / "sanitized" / f"{split}-00000-of-00001.parquet")
+    from_hub, files = mbpp(str(tmp_path)), mbpp(str(DATA))
+    _same_items(from_hub, files, questions=False)
+    pairs = [(a.question, b.question) for s in ("valid", "test") for a, b in zip(from_hub.items(s), files.items(s))]
+    assert sum(a == b for a, b in pairs) >= 427 - 16
+    assert all(a.rstrip().split("\n")[0] == b.rstrip().split("\n")[0] for a, b in pairs)

@@ -1,15 +1,19 @@
 """HumanEval and MBPP: Python function synthesis, scored by running the benchmark's tests in the sandbox.
 
 Splits are AFlow's (the ones W4S reports): HumanEval 33 valid / 131 test, MBPP (sanitized) 86 valid /
-341 test, read from AFlow's files `<name>_validate.jsonl` and `<name>_test.jsonl` in the data directory.
-Together they hold every item of both benchmarks, so the `train` split is empty for both.
+341 test, read from AFlow's files `<name>_validate.jsonl` and `<name>_test.jsonl` in the data directory, or
+else from the hub datasets (openai/openai_humaneval; google-research-datasets/mbpp, config "sanitized", all
+four of its splits) arranged by AFlow's id orders (code_splits.py). Together they hold every item of both
+benchmarks, so the `train` split is empty for both.
 
 What a workflow sees (`Item.question`) and returns:
 - HumanEval: the benchmark's prompt, verbatim (imports, helper functions, the signature and docstring of
   the function to write, which is the last one).
 - MBPP: the benchmark's prompt (one sentence, then the signature line) and its first test, the public
   example AFlow gives workflows (AFlow's `mbpp_public_test.jsonl` holds the same assert with the
-  function renamed `candidate`; the function's own name is kept here).
+  function renamed `candidate`; the function's own name is kept here). Read from the hub, the prompt is
+  rebuilt as AFlow built it: the sentence, the import lines before the function and its `def` line (for 16
+  of the 427 items AFlow's text differs slightly: trailing spaces, hand-edited parameter names).
 - The answer is the complete source of the function, imports and signature included (`{"answer": src}`
   or `src`; a markdown-fenced block is accepted). `Item.answer` is the reference solution in that form
   (one MBPP reference that the sanitized release broke is repaired: MBPP_REFERENCE_ERRATA).
@@ -17,15 +21,23 @@ What a workflow sees (`Item.question`) and returns:
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from typing import Any, Sequence
 
 from .base import SPLITS, Item, SplitTask
-from .loading import DataError, DataNotFound, Row, bad_row, local_file, not_found, read_jsonl
 from .code_scoring import CodeScorer
+from .code_splits import AFLOW_ORDER
 from .code_workflows import code_seed_workflows
+from .loading import DataError, DataNotFound, HubSplit, Row, bad_row, local_file, read_jsonl, rows_from_hub
 
 FILES = {"valid": "{name}_validate.jsonl", "test": "{name}_test.jsonl"}
+HUB = {
+    "humaneval": [HubSplit("openai/openai_humaneval", None, "test", "openai_humaneval",
+                           "openai_humaneval/test-*.parquet")],
+    "mbpp": [HubSplit("google-research-datasets/mbpp", "sanitized", split, "mbpp", f"sanitized/{split}-*.parquet")
+             for split in ("train", "validation", "test", "prompt")],
+}
 SOURCES = {
     "humaneval": "openai/openai_humaneval (MIT); split as AFlow's humaneval_validate.jsonl / humaneval_test.jsonl",
     "mbpp": "google-research-datasets/mbpp, sanitized (CC BY 4.0); split as AFlow's mbpp_validate.jsonl / "
@@ -167,29 +179,82 @@ _FIELDS = {
 }
 
 
-def load_code_splits(name: str, data_dir: str | None) -> tuple[dict[str, list[Item]], dict]:
-    """{split: items} from AFlow's files in `data_dir`; bad rows raise DataError naming file, line and id."""
+def _mbpp_from_hub(row: Row) -> Row:
+    """A hub row of sanitized MBPP in the shape of AFlow's files (entry_point and prompt added)."""
+    item_id = str(row.data.get("task_id", "?"))
+    code, tests, text = row.data.get("code"), row.data.get("test_list"), row.data.get("prompt")
+    if not (isinstance(code, str) and isinstance(tests, list) and tests and isinstance(text, str)):
+        raise bad_row(row, item_id, "missing 'code', 'prompt' or 'test_list'")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            defs = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
+    except SyntaxError as e:
+        raise bad_row(row, item_id, f"code is not valid Python (line {e.lineno}: {e.msg})") from None
+    entry = next((d for d in defs if re.search(rf"\b{re.escape(d)}\s*\(", str(tests[0]))), None)
+    if entry is None:
+        raise bad_row(row, item_id, "no function of the code is called by the first test")
+    sig = re.search(rf"^def\s+{re.escape(entry)}\b.*$", code, re.M)
+    imports = [line for line in code[: sig.start()].splitlines() if line.startswith(("import ", "from "))]
+    prompt = text + "\n" + "".join(f"{line}\n" for line in imports) + sig.group(0) if imports \
+        else f"{text}\n\n{sig.group(0)}"
+    return Row(row.where, {**row.data, "entry_point": entry, "prompt": prompt})
+
+
+def _items(name: str, rows: list[Row]) -> list[Item]:
     required, make = _FIELDS[name]
+    items, seen = [], {}
+    for row in rows:
+        item_id = _checked(row, required)
+        where = f"{row.where} (id {item_id})"
+        item = make(row.data, where)
+        if item.id in seen:
+            raise DataError(f"{where}: id {item.id} already appears at {seen[item.id]}")
+        seen[item.id] = where
+        items.append(item)
+    return items
+
+
+def _aflow_order(name: str, items: list[Item], origin: str) -> dict[str, list[Item]]:
+    """AFlow's valid and test splits, in AFlow's order; items outside them (none in the releases) go to train."""
+    by_id = {it.id: it for it in items}
+    prefix = "HumanEval/" if name == "humaneval" else ""
+    splits = {"train": []}
+    for split, order in AFLOW_ORDER[name].items():
+        missing = [f"{prefix}{i}" for i in order if f"{prefix}{i}" not in by_id]
+        if missing:
+            raise DataError(f"{origin}: {len(missing)} items of AFlow's {split} split are missing (e.g. "
+                            f"{', '.join(missing[:3])}); is the download complete?")
+        splits[split] = [by_id.pop(f"{prefix}{i}") for i in order]
+    splits["train"] = list(by_id.values())
+    return splits
+
+
+def load_code_splits(name: str, data_dir: str | None) -> tuple[dict[str, list[Item]], dict]:
+    """{split: items} from AFlow's files in `data_dir`, else from the hub (a local snapshot under data_dir
+    first); bad rows raise DataError naming file, line and id."""
     names = {split: pattern.format(name=name) for split, pattern in FILES.items()}
     paths = {split: local_file(data_dir, f) for split, f in names.items()}
-    if not all(paths.values()):
-        e = not_found(name, data_dir, names.values())
-        raise DataNotFound(f"{e}\n  The files are AFlow's split of {SOURCES[name].split(';')[0]}: AFlow's data "
-                           "release (https://github.com/FoundationAgents/AFlow, data/datasets) ships them.")
-    splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
-    seen: dict[str, str] = {}
-    for split, path in paths.items():
-        for row in read_jsonl(path):
-            item_id = _checked(row, required)
-            where = f"{row.where} (id {item_id})"
-            item = make(row.data, where)
-            if item.id in seen:
-                raise DataError(f"{where}: id {item.id} already appears at {seen[item.id]}")
-            seen[item.id] = where
-            splits[split].append(item)
-    return splits, {"files": {s: str(p) for s, p in paths.items()}, "upstream": SOURCES[name],
-                    "sizes": {s: len(v) for s, v in splits.items()},
-                    "train": "empty: the valid and test files hold every item of the benchmark"}
+    if all(paths.values()):
+        splits = {s: _items(name, read_jsonl(paths[s])) if s in paths else [] for s in SPLITS}
+        ids: dict[str, str] = {}
+        for split in ("valid", "test"):   # one id in both files would leak test items into validation
+            for it in splits[split]:
+                if it.id in ids:
+                    raise DataError(f"{it.meta['source']}: id {it.id} already appears at {ids[it.id]}")
+                ids[it.id] = it.meta["source"]
+        origin = {s: str(p) for s, p in paths.items()}
+    else:
+        try:
+            rows, origin = rows_from_hub(name, data_dir, HUB[name], names.values())
+        except DataNotFound as e:
+            raise DataNotFound(f"{e}\n  The files are AFlow's split of {SOURCES[name].split(';')[0]}: AFlow's data "
+                               "release (https://github.com/FoundationAgents/AFlow, data/datasets) ships them.") from None
+        if name == "mbpp":
+            rows = [_mbpp_from_hub(r) for r in rows]
+        splits = _aflow_order(name, _items(name, rows), origin)
+    return splits, {"origin": origin, "upstream": SOURCES[name], "sizes": {s: len(v) for s, v in splits.items()},
+                    "train": "empty: AFlow's valid and test splits hold every item of the benchmark"}
 
 
 def _task(name: str, description: str, data_dir: str | None) -> CodeTask:
