@@ -6,8 +6,8 @@ import json
 import openai
 import pytest
 
-from w4s_jax.rollout.bench import SimProcess
 from w4s_jax.sim import FaultPlan, Responder, SimServer, load_script
+from w4s_jax.sim.process import SimProcess
 
 pytestmark = pytest.mark.timeout(60)
 

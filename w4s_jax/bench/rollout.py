@@ -1,7 +1,9 @@
 """Rollout benchmark (launch/bench_rollout.py): evaluation throughput against a slow API, the public W4S
 scheme on the same server, client CPU per call, sandbox start-up and execute_code rate.
 
-The simulated server always runs in its own process, so its CPU is not charged to the client.
+The simulated server always runs in its own process, so its CPU is not charged to the client. Each
+repetition runs our two batches, then the public W4S scheme: the sides alternate, so load from other work
+falls on both. No JAX here: the rollout side runs on a CPU box.
 """
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ import concurrent.futures
 import logging
 import os
 import resource
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-from .evaluate import evaluate_workflow
-from .executor import Executor
-from .pool import WorkerPool
+from w4s_jax.bench.config import run_config
+from w4s_jax.bench.timing import Timing, fmt_spread, spread
+from w4s_jax.rollout.evaluate import evaluate_workflow
+from w4s_jax.rollout.executor import Executor
+from w4s_jax.rollout.pool import WorkerPool
+from w4s_jax.sim.process import SimProcess
 
 
 @dataclass
@@ -51,35 +54,6 @@ def solver(agent, task):
 '''
 
 
-class SimProcess:
-    """`python -m w4s_jax.sim.server` in its own process; stops when we close its stdin."""
-
-    def __init__(self, latency_s: float, reply: str = "The answer is 7"):
-        self.proc = subprocess.Popen([sys.executable, "-m", "w4s_jax.sim", "--latency", str(latency_s),
-                                      "--reply", reply, "--max-lifetime", "1800"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("LISTENING"):
-            self.proc.kill()
-            raise RuntimeError(f"sim server did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def _proc_cpu(pid: int) -> float:
     """CPU seconds of another process (the server), from /proc."""
     with open(f"/proc/{pid}/stat") as f:
@@ -92,12 +66,13 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox) -> dict:
+async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox, first_candidate=0) -> dict:
     """Two batches of `candidates` evaluations on one Executor and one WorkerPool, as a search loop runs them.
 
     The first batch starts cold: new connections, every sandbox spawned on the spot (the pool starts
     empty). Between batches the pool is refilled, as it is while the meta-agent writes the next
-    workflows; the second batch shows the steady state. Prompts differ between batches: nothing is cached.
+    workflows; the second batch shows the steady state. Prompts differ between batches and repetitions
+    (candidates are numbered from `first_candidate`): nothing is cached.
     """
     task = _Task()
     out = {}
@@ -107,7 +82,7 @@ async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox) -> 
             if batch == "steady_state":
                 await pool.fill()
             n0 = ex.stats.http_requests
-            first = candidates if batch == "steady_state" else 0
+            first = first_candidate + (candidates if batch == "steady_state" else 0)
             t0, c0 = time.perf_counter(), _cpu()
             res = await asyncio.gather(*[
                 evaluate_workflow(_workflow(first + c, calls), task, _items(items), ex, sandbox=sandbox,
@@ -124,7 +99,7 @@ async def _ours(base_url, *, candidates, items, calls, concurrency, sandbox) -> 
     return out
 
 
-def _w4s_public_scheme(base_url, *, candidates, items, calls, threads) -> dict:
+def _w4s_public_scheme(base_url, *, candidates, items, calls, threads, rep=0) -> dict:
     """Candidates one after another, each item in a thread of a 48-thread pool, blocking SDK calls."""
     import openai
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
@@ -134,7 +109,7 @@ def _w4s_public_scheme(base_url, *, candidates, items, calls, threads) -> dict:
         for step in range(calls):
             r = client.chat.completions.create(
                 model="sim", temperature=0.0,
-                messages=[{"role": "user", "content": f"w4s candidate {c} step {step}: question {k}"}])
+                messages=[{"role": "user", "content": f"w4s {rep} candidate {c} step {step}: question {k}"}])
             out = r.choices[0].message.content
         return out
 
@@ -197,43 +172,55 @@ async def _sandbox_overhead(base_url, *, reps, exec_calls) -> dict:
     return out
 
 
-def run(*, latency_s: float = 1.0, candidates: int = 5, items: int = 128, calls: int = 3, concurrency: int = 256,
-        w4s_threads: int = 48, skip_w4s: bool = False, cpu_calls: int = 3000, sandbox_reps: int = 5,
-        exec_calls: int = 1280, log=print) -> dict:
+def run(*, latency_s: float = 1.0, candidates: int = 5, items_per_candidate: int = 128, calls: int = 3,
+        concurrency: int = 256, w4s_threads: int = 48, skip_w4s: bool = False, reps: int = 3, cpu_calls: int = 3000,
+        sandbox_reps: int = 5, exec_calls: int = 1280, log=print) -> dict:
+    items = items_per_candidate
     # Per-request INFO lines of the HTTP stack (absl turns INFO on) would be measured as client CPU.
     for name in ("httpx", "httpx2", "openai", "aiohttp"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    res: dict = {"config": dict(latency_s=latency_s, candidates=candidates, items=items, calls=calls,
-                                concurrency=concurrency, w4s_threads=w4s_threads, cpus=os.cpu_count(),
-                                loadavg_before=os.getloadavg())}
+    res: dict = {"setting": dict(latency_s=latency_s, candidates=candidates, items=items, calls=calls,
+                                 concurrency=concurrency, w4s_threads=w4s_threads, reps=reps, cpus=os.cpu_count())}
     total_calls = candidates * items * calls
-    ideal = total_calls * latency_s / concurrency
-    with SimProcess(latency_s) as srv:
-        log(f"ours: {candidates} candidates x {items} items x {calls} calls, {latency_s:g} s latency, "
-            f"cap {concurrency} (ideal {ideal:.2f} s) ...")
-        s0 = _proc_cpu(srv.proc.pid)
-        ours = asyncio.run(_ours(srv.base_url, candidates=candidates, items=items, calls=calls,
-                                 concurrency=concurrency, sandbox="bwrap"))
-        # The server shares this box's cores: what it burns is not available to the client.
-        ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / total_calls / 2
-        for batch in ("first_batch", "steady_state"):
-            ours[batch]["ideal_s"] = ideal
-            ours[batch]["efficiency"] = ideal / ours[batch]["wall_s"]
-            log(f"  {batch}: wall {ours[batch]['wall_s']:.2f} s, efficiency {ours[batch]['efficiency']:.3f} "
-                "(goal >= 0.85)")
-        res["ours"] = ours
-        if not skip_w4s:
-            w4s_ideal = candidates * -(-items // w4s_threads) * calls * latency_s
-            log(f"public W4S scheme: candidates in sequence, {w4s_threads} threads (ideal {w4s_ideal:.1f} s) ...")
-            w = _w4s_public_scheme(srv.base_url, candidates=candidates, items=items, calls=calls,
-                                   threads=w4s_threads)
-            w["ideal_s"] = w4s_ideal
-            res["w4s_public_scheme"] = w
+    # No schedule beats the slots' throughput, nor an item's calls made one after another.
+    ideal = max(total_calls * latency_s / concurrency, calls * latency_s)
+    w4s_ideal = candidates * -(-items // w4s_threads) * calls * latency_s
+    walls = {"first_batch": Timing(), "steady_state": Timing(), "w4s_public_scheme": Timing()}
+    runs = []
+    with SimProcess(latency_s, reply="The answer is 7") as srv:
+        log(f"{reps} repetitions of: ours, {candidates} candidates x {items} items x {calls} calls, {latency_s:g} s "
+            f"latency, cap {concurrency} (ideal {ideal:.2f} s), two batches"
+            + ("" if skip_w4s else f"; then the public W4S scheme, candidates in sequence, {w4s_threads} threads "
+                                   f"(ideal {w4s_ideal:.1f} s)"))
+        for rep in range(reps):
+            s0 = _proc_cpu(srv.proc.pid)
+            ours = asyncio.run(_ours(srv.base_url, candidates=candidates, items=items, calls=calls,
+                                     concurrency=concurrency, sandbox="bwrap", first_candidate=2 * candidates * rep))
+            # The server shares this box's cores: what it burns is not available to the client.
+            ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / total_calls / 2
             for batch in ("first_batch", "steady_state"):
-                res[f"speedup_vs_w4s_{batch}"] = w["wall_s"] / ours[batch]["wall_s"]
-            log(f"  wall {w['wall_s']:.2f} s; ours is {res['speedup_vs_w4s_first_batch']:.2f}x (first batch) / "
-                f"{res['speedup_vs_w4s_steady_state']:.2f}x (steady state) faster (goal >= 5x)")
-    with SimProcess(0.0) as srv:
+                walls[batch].samples.append(ours[batch]["wall_s"])
+            line = ", ".join(f"{b} {ours[b]['wall_s']:.2f} s (efficiency {ideal / ours[b]['wall_s']:.3f})"
+                             for b in ("first_batch", "steady_state"))
+            if not skip_w4s:
+                ours["w4s_public_scheme"] = _w4s_public_scheme(srv.base_url, candidates=candidates, items=items,
+                                                               calls=calls, threads=w4s_threads, rep=rep)
+                walls["w4s_public_scheme"].samples.append(ours["w4s_public_scheme"]["wall_s"])
+                line += f"; public W4S scheme {ours['w4s_public_scheme']['wall_s']:.2f} s"
+            log(f"  repetition {rep + 1}: {line}")
+            runs.append(ours)
+    res["runs"] = runs
+    for batch in ("first_batch", "steady_state"):
+        res[batch] = {"ideal_s": ideal, "wall_s": walls[batch].seconds(),
+                      "efficiency": spread(ideal / t for t in walls[batch].samples)}
+        log(f"{batch}: wall {fmt_spread(res[batch]['wall_s'])} s, efficiency {fmt_spread(res[batch]['efficiency'], 3)}")
+    if not skip_w4s:
+        res["w4s_public_scheme"] = {"ideal_s": w4s_ideal, "wall_s": walls["w4s_public_scheme"].seconds()}
+        for batch in ("first_batch", "steady_state"):  # the ratio within each repetition, then its spread
+            res[f"speedup_vs_w4s_{batch}"] = spread(w / o for w, o in zip(walls["w4s_public_scheme"].samples,
+                                                                        walls[batch].samples))
+            log(f"ours vs the public W4S scheme ({batch}): {fmt_spread(res[f'speedup_vs_w4s_{batch}'])}x faster")
+    with SimProcess(0.0, reply="The answer is 7") as srv:
         log(f"client CPU per call ({cpu_calls} calls, {concurrency} in flight, zero-latency server) ...")
         res["client_cpu_ms_per_call"] = asyncio.run(_client_cpu(srv.base_url, n_calls=cpu_calls,
                                                                  concurrency=concurrency))
@@ -242,5 +229,10 @@ def run(*, latency_s: float = 1.0, candidates: int = 5, items: int = 128, calls:
         res["sandbox"] = asyncio.run(_sandbox_overhead(srv.base_url, reps=sandbox_reps, exec_calls=exec_calls))
         log("  " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in res["sandbox"].items()))
-    res["loadavg_after"] = os.getloadavg()
     return res
+
+
+
+def main(config) -> None:
+    """launch/bench_rollout.py: configs/bench_rollout.py's keys are the parameters of the function it runs."""
+    run_config(config, default=run)
