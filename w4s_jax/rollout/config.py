@@ -45,6 +45,7 @@ def rollout_base() -> ml_collections.ConfigDict:
     c.meta_agent.max_tokens = 2048
     c.meta_agent.max_concurrency = 16
     c.meta_agent.cache = True   # replay cache in <workdir>/meta_agent_cache.sqlite
+    c.meta_agent.logprobs = False  # ask the endpoint for token log-probs: records carry action_logprob
 
     c.sandbox = ml_collections.ConfigDict()
     c.sandbox.mode = "bwrap"    # "none" only for trusted code

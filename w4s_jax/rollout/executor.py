@@ -55,6 +55,7 @@ class ChatResult:
     latency_s: float
     model: str
     served_usage: Usage | None = None  # what the reply cost when it was made (= usage unless replayed)
+    logprobs: list | None = None       # per choice, the sum of its tokens' log-probs (asked with logprobs=True)
 
     def __post_init__(self):
         if self.served_usage is None:
@@ -196,12 +197,13 @@ class Executor:
     # ----- the call
     async def chat(self, messages: list[dict], *, model: str | None = None, temperature: float = 1.0,
                    max_completion_tokens: int = 4096, n: int = 1, response_format: str = "text",
-                   sample_scope: str | None = None) -> ChatResult:
+                   sample_scope: str | None = None, logprobs: bool = False) -> ChatResult:
         """One chat completion with `n` choices; raises InfraError, BudgetExceededError, RequestRejectedError.
 
         `sample_scope` (e.g. workflow + item) numbers the repeats of a sampled request (temperature > 0)
         within that scope only, so that concurrent callers in different scopes cannot swap samples between
-        a run and its replay. Greedy requests ignore it: their answers are shared across scopes.
+        a run and its replay. Greedy requests ignore it: their answers are shared across scopes. With
+        `logprobs`, per-token log-probs are asked for and summed per choice (None where the server gives none).
         """
         if response_format not in ("text", "json_object"):
             raise RequestRejectedError(f"response_format must be 'text' or 'json_object', got {response_format!r}")
@@ -210,6 +212,8 @@ class Executor:
                    "max_completion_tokens": max_completion_tokens, "n": n}
         if response_format == "json_object":
             request["response_format"] = {"type": "json_object"}
+        if logprobs:
+            request["logprobs"] = True
         # The endpoint is not part of the key: a replay may run against another server (or none).
         encoded = canonical_json(request)  # hashed here and sent as the body: encoded once
         h = request_hash(encoded)
@@ -232,7 +236,8 @@ class Executor:
                 except _OwnerCancelled:
                     continue
                 self.stats.calls += 1
-                return ChatResult(res.contents, Usage(), True, 0.0, resolved, served_usage=res.served_usage)
+                return ChatResult(res.contents, Usage(), True, 0.0, resolved, served_usage=res.served_usage,
+                                  logprobs=res.logprobs)
         t0 = time.perf_counter()
         if self.cache is not None:
             hit = self.cache.get(h, sample)
@@ -240,13 +245,14 @@ class Executor:
                 self.stats.calls += 1
                 self.stats.cache_hits += 1
                 return ChatResult(list(hit["contents"]), Usage(), True, time.perf_counter() - t0, resolved,
-                                  served_usage=Usage(**(hit.get("usage") or {})))
+                                  served_usage=Usage(**(hit.get("usage") or {})), logprobs=hit.get("logprobs"))
         fut = None
         if temperature <= 0:
             fut = st.inflight[key] = asyncio.get_running_loop().create_future()
         try:
             body = await self._request_with_retries(st, request, encoded)
             contents = _parse_choices(body, self.base_url, n)
+            lps = _sum_logprobs(body, n) if logprobs else None
             usage = self._usage_of(body, resolved)
         except BaseException as e:
             if fut is not None:
@@ -261,8 +267,9 @@ class Executor:
         self.stats.calls += 1
         self.stats.usage.add(usage)
         if self.cache is not None:
-            self.cache.put(h, sample, {"contents": contents, "usage": usage.as_dict()})
-        res = ChatResult(contents, usage, False, time.perf_counter() - t0, resolved)
+            self.cache.put(h, sample, {"contents": contents, "usage": usage.as_dict(),
+                                       **({"logprobs": lps} if logprobs else {})})
+        res = ChatResult(contents, usage, False, time.perf_counter() - t0, resolved, logprobs=lps)
         if fut is not None:
             st.inflight.pop(key, None)
             fut.set_result(res)
@@ -345,6 +352,21 @@ def _parse_choices(body: dict, where: str, n: int) -> list[str]:
     if len(out) != n:
         raise MalformedReplyError(f"executor reply from {where}: asked for {n} choices, got {len(out)}")
     return [c for _, c in out]
+
+
+def _sum_logprobs(body: dict, n: int) -> list:
+    """Per choice (in index order), the sum of `logprobs.content[*].logprob`; None where absent."""
+    chs = sorted((c for c in body.get("choices") or [] if isinstance(c, dict)),
+                 key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
+    out = []
+    for ch in chs[:n]:
+        lp = ch.get("logprobs")
+        content = lp.get("content") if isinstance(lp, dict) else None
+        try:
+            out.append(float(sum(t["logprob"] for t in content)) if content else None)
+        except (TypeError, KeyError):
+            out.append(None)
+    return out
 
 
 def _estimate_tokens(request: dict) -> int:

@@ -87,7 +87,7 @@ def make_meta_agent(cfg, workdir: str) -> MetaAgent:
                          "meta_agent.base_url to its address instead")
     return ChatEndpointMetaAgent(m.base_url, model=m.model, api_key_env=m.api_key_env,
                                  temperature=m.temperature, max_tokens=m.max_tokens,
-                                 max_concurrency=m.max_concurrency,
+                                 max_concurrency=m.max_concurrency, logprobs=m.logprobs,
                                  cache_path=os.path.join(workdir, "meta_agent_cache.sqlite") if m.cache else None)
 
 
