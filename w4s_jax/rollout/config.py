@@ -39,7 +39,9 @@ def rollout_base() -> ml_collections.ConfigDict:
     c.meta_agent = ml_collections.ConfigDict()
     c.meta_agent.base_url = ""  # OpenAI-compatible endpoint of the meta-agent ...
     c.meta_agent.model = "Qwen2.5-Coder-7B-Instruct"
-    c.meta_agent.path = ""      # ... or a policy/HF directory for the in-process JAX sampler
+    c.meta_agent.path = ""      # ... or an HF dir / policy export / trainer workdir: served by our JAX sampler
+    c.meta_agent.dtype = "auto"  # meta_agent.path: parameter dtype of the served policy
+    c.meta_agent.mesh = ""      # meta_agent.path: device mesh, e.g. "tensor=8"
     c.meta_agent.api_key_env = "OPENAI_API_KEY"
     c.meta_agent.temperature = 0.8
     c.meta_agent.max_tokens = 2048

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from . import prompts
 from .actions import ActionParseError, extract_workflow
-from .errors import InfraError, SandboxUnavailableError, WorkflowCodeError
+from .errors import InfraError, RequestRejectedError, SandboxUnavailableError, WorkflowCodeError
 from .evaluate import EvalResult, evaluate_workflow
 from .executor import Executor
 from .policies import ActionSample, MetaAgent
@@ -103,7 +103,9 @@ class Candidate:
     attempts: list[dict]         # earlier outputs that failed, with the problem sent back
     result: EvalResult | None = None
     error: str | None = None
-    logprob: float | None = None
+    logprob: float | None = None  # behaviour log-prob of `action` given the state (None after a repair:
+    # a repaired action was sampled in the repair conversation, not from the state)
+    info: dict = field(default_factory=dict)   # from the backend: serving model name, policy step
     reward: float = 0.0
     feedback: str = ""
 
@@ -197,6 +199,7 @@ class Environment:
 
     async def _candidate(self, ep: Episode, state: list[dict], first: ActionSample, index: int) -> Candidate:
         action, logprob, attempts = first.text, first.logprob, []
+        info = dict(first.info)
         for round_ in range(self.cfg.repairs + 1):
             try:
                 code = extract_workflow(action)
@@ -207,17 +210,18 @@ class Environment:
                 res = await self.evaluate(code, ep.task, ep.items)
                 if res.accuracy is None:
                     raise TurnInfraError(_infra_problem(res))
-                return Candidate(index, action, code, "ok", round_, attempts, result=res, logprob=logprob)
+                return Candidate(index, action, code, "ok", round_, attempts, result=res,
+                                 logprob=logprob if round_ == 0 else None, info=info)
             attempts.append({"action": action, "problem": problem})
             if round_ == self.cfg.repairs:
                 return Candidate(index, action, code, "failed", round_, attempts[:-1], error=problem,
-                                 logprob=logprob)
+                                 logprob=logprob if round_ == 0 else None, info=info)
             repair = state + [{"role": "assistant", "content": action},
                               {"role": "user", "content": prompts.repair_message(problem)}]
             try:
                 (s,) = await self.meta_agent.sample(
                     repair, n=1, scope=f"{ep.episode_id}/t{ep.turn}/c{index}/r{round_ + 1}")
-            except InfraError as e:
+            except (InfraError, RequestRejectedError) as e:
                 raise TurnInfraError(f"the meta-agent endpoint failed: {e}") from None
             action, logprob = s.text, s.logprob
         raise AssertionError("unreachable")
@@ -246,7 +250,7 @@ class Environment:
         try:
             samples = await self.meta_agent.sample(state, n=self.cfg.candidates,
                                                    scope=f"{ep.episode_id}/t{ep.turn}")
-        except InfraError as e:
+        except (InfraError, RequestRejectedError) as e:  # rejected: e.g. a state longer than its context
             raise TurnInfraError(f"the meta-agent endpoint failed: {e}") from None
         if len(samples) != self.cfg.candidates:
             raise TurnInfraError(f"the meta-agent returned {len(samples)} samples, asked for {self.cfg.candidates}")

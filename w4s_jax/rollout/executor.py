@@ -56,6 +56,7 @@ class ChatResult:
     model: str
     served_usage: Usage | None = None  # what the reply cost when it was made (= usage unless replayed)
     logprobs: list | None = None       # per choice, the sum of its tokens' log-probs (asked with logprobs=True)
+    reply_info: dict | None = None     # the reply's own model name (and policy_step, from w4s_jax.serve)
 
     def __post_init__(self):
         if self.served_usage is None:
@@ -197,13 +198,15 @@ class Executor:
     # ----- the call
     async def chat(self, messages: list[dict], *, model: str | None = None, temperature: float = 1.0,
                    max_completion_tokens: int = 4096, n: int = 1, response_format: str = "text",
-                   sample_scope: str | None = None, logprobs: bool = False) -> ChatResult:
+                   sample_scope: str | None = None, logprobs: bool = False,
+                   seed: int | None = None) -> ChatResult:
         """One chat completion with `n` choices; raises InfraError, BudgetExceededError, RequestRejectedError.
 
         `sample_scope` (e.g. workflow + item) numbers the repeats of a sampled request (temperature > 0)
         within that scope only, so that concurrent callers in different scopes cannot swap samples between
         a run and its replay. Greedy requests ignore it: their answers are shared across scopes. With
         `logprobs`, per-token log-probs are asked for and summed per choice (None where the server gives none).
+        `seed` is sent as the request's sampling seed (servers that honour it sample reproducibly).
         """
         if response_format not in ("text", "json_object"):
             raise RequestRejectedError(f"response_format must be 'text' or 'json_object', got {response_format!r}")
@@ -214,6 +217,8 @@ class Executor:
             request["response_format"] = {"type": "json_object"}
         if logprobs:
             request["logprobs"] = True
+        if seed is not None:
+            request["seed"] = int(seed)
         # The endpoint is not part of the key: a replay may run against another server (or none).
         encoded = canonical_json(request)  # hashed here and sent as the body: encoded once
         h = request_hash(encoded)
@@ -237,7 +242,7 @@ class Executor:
                     continue
                 self.stats.calls += 1
                 return ChatResult(res.contents, Usage(), True, 0.0, resolved, served_usage=res.served_usage,
-                                  logprobs=res.logprobs)
+                                  logprobs=res.logprobs, reply_info=res.reply_info)
         t0 = time.perf_counter()
         if self.cache is not None:
             hit = self.cache.get(h, sample)
@@ -245,7 +250,8 @@ class Executor:
                 self.stats.calls += 1
                 self.stats.cache_hits += 1
                 return ChatResult(list(hit["contents"]), Usage(), True, time.perf_counter() - t0, resolved,
-                                  served_usage=Usage(**(hit.get("usage") or {})), logprobs=hit.get("logprobs"))
+                                  served_usage=Usage(**(hit.get("usage") or {})), logprobs=hit.get("logprobs"),
+                                  reply_info=hit.get("reply_info"))
         fut = None
         if temperature <= 0:
             fut = st.inflight[key] = asyncio.get_running_loop().create_future()
@@ -253,6 +259,7 @@ class Executor:
             body = await self._request_with_retries(st, request, encoded)
             contents = _parse_choices(body, self.base_url, n)
             lps = _sum_logprobs(body, n) if logprobs else None
+            info = {k: body[k] for k in ("model", "policy_step") if k in body}
             usage = self._usage_of(body, resolved)
         except BaseException as e:
             if fut is not None:
@@ -268,8 +275,8 @@ class Executor:
         self.stats.usage.add(usage)
         if self.cache is not None:
             self.cache.put(h, sample, {"contents": contents, "usage": usage.as_dict(),
-                                       **({"logprobs": lps} if logprobs else {})})
-        res = ChatResult(contents, usage, False, time.perf_counter() - t0, resolved, logprobs=lps)
+                                       "reply_info": info, **({"logprobs": lps} if logprobs else {})})
+        res = ChatResult(contents, usage, False, time.perf_counter() - t0, resolved, logprobs=lps, reply_info=info)
         if fut is not None:
             st.inflight.pop(key, None)
             fut.set_result(res)

@@ -26,7 +26,7 @@ from .. import tasks as tasks_registry
 from ..trajectories import Record, TrajectoryWriter, make_record
 from .env import Candidate, Environment, EnvConfig, Episode, TurnEntry, TurnInfraError, TurnOutcome
 from .executor import Executor
-from .policies import ChatEndpointMetaAgent, MetaAgent
+from .policies import ChatEndpointMetaAgent, MetaAgent, ServedPolicyMetaAgent
 from .pool import WorkerPool
 from .rewards import RewardConfig
 from .runinfo import check_resume, write_json_atomic, write_run_info
@@ -81,14 +81,18 @@ def make_executor(cfg, workdir: str) -> Executor:
 
 def make_meta_agent(cfg, workdir: str) -> MetaAgent:
     m = cfg.meta_agent
+    cache = os.path.join(workdir, "meta_agent_cache.sqlite") if m.cache else None
     if m.get("path"):
-        raise ValueError("meta_agent.path (the collector running the JAX sampler itself) is not built yet: serve "
-                         f"the checkpoint with `python -m w4s_jax.serve --model={m.path}` and set "
-                         "meta_agent.base_url to its address instead")
+        if not os.path.exists(m.path):
+            raise ValueError(f"meta_agent.path {m.path!r} does not exist (an HF directory, a policy export "
+                             "<workdir>/policy/<step> or a trainer workdir)")
+        return ServedPolicyMetaAgent(m.path, dtype=m.dtype, mesh=m.mesh, temperature=m.temperature,
+                                     max_tokens=m.max_tokens, max_concurrency=m.max_concurrency,
+                                     cache_path=cache, seed=cfg.seed)
     return ChatEndpointMetaAgent(m.base_url, model=m.model, api_key_env=m.api_key_env,
                                  temperature=m.temperature, max_tokens=m.max_tokens,
                                  max_concurrency=m.max_concurrency, logprobs=m.logprobs,
-                                 cache_path=os.path.join(workdir, "meta_agent_cache.sqlite") if m.cache else None)
+                                 cache_path=cache, seed=cfg.seed)
 
 
 def outcome_records(run_id: str, ep: Episode, out: TurnOutcome, meta_agent_id: str) -> list[dict]:
@@ -105,7 +109,8 @@ def outcome_records(run_id: str, ep: Episode, out: TurnOutcome, meta_agent_id: s
             meta={"code": c.code, "feedback": c.feedback, "error": c.error, "attempts": c.attempts,
                   "executor_calls": served.get("calls", 0), "items": len(ep.items),
                   "workflow_errors": c.result.workflow_errors if c.result is not None else None,
-                  "episode_seed": ep.seed, "meta_agent": meta_agent_id}))
+                  "episode_seed": ep.seed, "meta_agent": c.info.get("model", meta_agent_id),
+                  **({"policy_step": c.info["policy_step"]} if c.info.get("policy_step") is not None else {})}))
     return recs
 
 
