@@ -20,7 +20,10 @@ PRICES: dict[str, tuple[float, float, float]] = {
     "gpt-3.5-turbo": (0.50, 0.50, 1.50),
     "o4-mini": (1.10, 0.275, 4.40),
     "o3-mini": (1.10, 0.55, 4.40),
-    # The simulated executor of w4s_jax.sim and anything explicitly local.
+    # The simulated strong model of w4s_jax.sim (--simulate) is priced like GPT-4o-mini, so that a workflow's
+    # cost is as real to a cost-aware reward as it would be against the API; its scripted replies ("sim")
+    # and anything explicitly local cost nothing.
+    "sim-strong": (0.15, 0.075, 0.60),
     "sim": (0.0, 0.0, 0.0),
     "local": (0.0, 0.0, 0.0),
 }

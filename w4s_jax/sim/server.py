@@ -19,7 +19,9 @@ from typing import Callable
 
 from aiohttp import web
 
+from .request import message_text
 from .script import Responder, load_script
+from .validation import RequestError, unparsable_body, validate_request
 
 FAULT_KINDS = ("429", "500", "timeout", "truncated")
 
@@ -52,6 +54,9 @@ class SimServer:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("SimServer only listens on loopback")
         self.responder = responder if responder is not None else Responder.constant("ok")
+        # A simulated model answers whole requests and serves named models only; a script answers any name.
+        self._complete = getattr(self.responder, "complete", None)
+        self.models: tuple[str, ...] | None = getattr(self.responder, "models", None)
         self.latency_s = latency_s
         self.faults = faults or FaultPlan()
         self.host, self.port = host, port
@@ -86,16 +91,18 @@ class SimServer:
     # ----- HTTP handlers
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self._bump("requests")
+        raw = await request.content.read()   # no size cap (a long debate transcript is fine)
         try:
-            body = await request.json()
-            messages = body["messages"]
-            n = int(body.get("n") or 1)
-            if not isinstance(messages, list) or not 1 <= n <= 128:
-                raise ValueError("messages must be a list and 1 <= n <= 128")
-        except (ValueError, KeyError, TypeError) as e:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise unparsable_body() from None
+            validate_request(body, self.models)
+        except RequestError as e:
             self._bump("bad_request")
-            return web.json_response({"error": {"message": f"bad request: {e}", "type": "invalid_request_error"}},
-                                     status=400)
+            return web.json_response(e.body, status=e.status)
+        messages = body["messages"]
+        n = int(body.get("n") or 1)
         if self.log_requests:
             with self._lock:
                 self.requests_log.append(body)
@@ -114,23 +121,23 @@ class SimServer:
             self._bump("timeout")
             await asyncio.sleep(self.faults.hang_s)
         try:
-            replies = [self.responder(body, j) for j in range(n)]
+            if self._complete is not None:
+                replies = self._complete(body, raw)
+            else:
+                replies = [self.responder(body, j) for j in range(n)]
         except Exception as e:  # a broken script is the test author's bug: make it loud, not a retryable 500
             self._bump("bad_request")
             return web.json_response({"error": {"message": f"sim script failed: {e!r}"}}, status=400)
-        prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
-        completion = {
-            "id": f"chatcmpl-sim-{self.stats['requests']}", "object": "chat.completion",
-            "created": int(time.time()), "model": body.get("model", "sim"),
-            "choices": [{"index": j, "message": {"role": "assistant", "content": r}, "finish_reason": "stop"}
-                        for j, r in enumerate(replies)],
-            "usage": {"prompt_tokens": prompt_tokens,
-                      "completion_tokens": sum(_count_tokens(r) for r in replies),
-                      "total_tokens": 0, "prompt_tokens_details": {"cached_tokens": 0}},
-        }
-        completion["usage"]["total_tokens"] = completion["usage"]["prompt_tokens"] + \
-            completion["usage"]["completion_tokens"]
-        text = json.dumps(completion)
+        prompt_tokens = sum(_count_tokens(message_text(m.get("content"))) for m in messages)
+        completion_tokens = sum(_count_tokens(r) for r in replies)
+        # Written out directly (the strings through the C JSON encoder): this runs for every request.
+        choices = ", ".join('{"index": %d, "message": {"role": "assistant", "content": %s}, "finish_reason": "stop"}'
+                            % (j, json.dumps(r)) for j, r in enumerate(replies))
+        text = ('{"id": "chatcmpl-sim-%d", "object": "chat.completion", "created": %d, "model": %s, "choices": [%s], '
+                '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d, '
+                '"prompt_tokens_details": {"cached_tokens": 0}}}'
+                % (self.stats["requests"], int(time.time()), json.dumps(str(body.get("model", "sim"))), choices,
+                   prompt_tokens, completion_tokens, prompt_tokens + completion_tokens))
         if fault == "truncated":
             self._bump("truncated")
             return web.Response(text=text[: len(text) // 2], content_type="application/json")
@@ -142,15 +149,22 @@ class SimServer:
             return web.json_response(dict(self.stats))
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "sim", "object": "model"}]})
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "w4s-jax"}
+                                                             for m in (self.models or ("sim",))]})
 
     # ----- lifecycle
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        # aiohttp's low-level server: three fixed routes need no router, and skip its per-request cost.
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            return web.json_response({"error": {"message": f"no route {request.method} {request.path}",
+                                                "type": "invalid_request_error"}}, status=404)
+        return await route(request)
+
     async def serve(self, on_ready: Callable[[int], None] | None = None) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_get("/stats", self._stats)
-        runner = web.AppRunner(app, shutdown_timeout=0.2, access_log=None)
+        self._routes = {("POST", "/v1/chat/completions"): self._chat, ("GET", "/v1/models"): self._models,
+                        ("GET", "/stats"): self._stats}
+        runner = web.ServerRunner(web.Server(self._dispatch), shutdown_timeout=0.2)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=4096)
         await site.start()
@@ -204,20 +218,44 @@ class SimServer:
         self.stop()
 
 
+def simulated_server(task, *, data_dir: str | None = None, seed: int = 0, latency_s: float = 0.0,
+                     faults: FaultPlan | None = None, port: int = 0, max_lifetime_s: float = 900.0) -> SimServer:
+    """The simulated strong model of `task` (a registered name or a task object) behind a SimServer
+    (not started: `with simulated_server("synth_arith") as srv: ...`)."""
+    from .simulated import SimulatedModel
+    model = SimulatedModel.for_task(task, data_dir=data_dir, seed=seed)
+    return SimServer(model, latency_s=latency_s, faults=faults, port=port, max_lifetime_s=max_lifetime_s)
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="OpenAI-compatible simulated executor on 127.0.0.1")
+    p = argparse.ArgumentParser(description="OpenAI-compatible simulated executor on 127.0.0.1: the simulated "
+                                            "strong model of a task (--simulate) or scripted replies")
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--simulate", default=None, metavar="TASK",
+                   help="serve the simulated strong model (model name 'sim-strong') for this task's items")
+    p.add_argument("--data_dir", "--data-dir", dest="data_dir", default=None,
+                   help="where the task's local files are (default $W4S_DATA_DIR)")
+    p.add_argument("--latency_s", "--latency", dest="latency", type=float, default=0.0,
+                   help="seconds before each reply")
     p.add_argument("--script", default=None, help="JSON script file (see w4s_jax/sim/script.py)")
-    p.add_argument("--reply", default="ok", help="constant reply when no script is given")
-    p.add_argument("--fault-rate", type=float, default=0.0)
-    p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-lifetime", type=float, default=900.0)
+    p.add_argument("--reply", default=None, help="constant reply when neither --simulate nor --script is given")
+    p.add_argument("--fault-rate", "--fault_rate", dest="fault_rate", type=float, default=0.0)
+    p.add_argument("--fault-kinds", "--fault_kinds", dest="fault_kinds", default=",".join(FAULT_KINDS))
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated model and of the fault plan")
+    p.add_argument("--max-lifetime", "--max_lifetime_s", dest="max_lifetime", type=float, default=900.0)
     a = p.parse_args(argv)
-    responder = load_script(a.script) if a.script else Responder.constant(a.reply)
+    if sum(x is not None for x in (a.simulate, a.script, a.reply)) > 1:
+        p.error("give at most one of --simulate, --script and --reply")
     faults = FaultPlan(rate=a.fault_rate, kinds=tuple(k for k in a.fault_kinds.split(",") if k), seed=a.seed)
-    srv = SimServer(responder, latency_s=a.latency, faults=faults, port=a.port, max_lifetime_s=a.max_lifetime)
+    if a.simulate:
+        try:
+            srv = simulated_server(a.simulate, data_dir=a.data_dir, seed=a.seed, latency_s=a.latency, faults=faults,
+                                   port=a.port, max_lifetime_s=a.max_lifetime)
+        except (KeyError, ValueError, OSError) as e:
+            p.exit(2, f"python -m w4s_jax.sim: cannot simulate task {a.simulate!r}: {e}\n")
+    else:
+        responder = load_script(a.script) if a.script else Responder.constant(a.reply if a.reply is not None else "ok")
+        srv = SimServer(responder, latency_s=a.latency, faults=faults, port=a.port, max_lifetime_s=a.max_lifetime)
 
     async def run():
         loop = asyncio.get_running_loop()

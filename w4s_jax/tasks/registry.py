@@ -19,6 +19,8 @@ from .base import Task
 _FACTORIES: dict[str, object] = {
     "humaneval": "code:humaneval",
     "mbpp": "code:mbpp",
+    "synth_arith": "synthetic:synth_arith",
+    "synth_units": "synthetic:synth_units",
     "gsm8k": "gsm:gsm8k", "gsm_hard": "gsm:gsm_hard", "svamp": "gsm:svamp", "gsm_plus": "gsm:gsm_plus",
     "mgsm": "gsm:mgsm", "math": "competition_math:competition_math", "drop": "drop:drop",
     "mmlu_pro": "multiple_choice:mmlu_pro", "gpqa": "multiple_choice:gpqa",
