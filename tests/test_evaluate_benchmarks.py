@@ -18,7 +18,7 @@ from test_evaluate_support import config, expected_accuracy, oracle_server
 from test_rollout_support import sandbox_or_skip
 from test_tasks_sources import gpqa_rows, gsm8k_rows, mmlu_rows, parquet, svamp_rows, write_math_snapshot
 from w4s_jax import tasks
-from w4s_jax.cli.evaluate import evaluate
+from w4s_jax.rollout.eval_run import run_evaluation as evaluate
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -13,7 +13,7 @@ import pytest
 from test_evaluate_support import config, expected_accuracy, oracle_server
 from test_rollout_support import sandbox_or_skip
 from w4s_jax import tasks
-from w4s_jax.cli.evaluate import EvaluateError, evaluate, summary_line
+from w4s_jax.rollout.eval_run import EvaluateError, run_evaluation as evaluate, summary_line
 from w4s_jax.rollout import WorkflowCodeError
 
 pytestmark = pytest.mark.timeout(300)
