@@ -164,8 +164,19 @@ def expected_accuracy(workflow, items: list[ItemProfile]) -> Expectation:
     return Expectation(sum(acc) / n, math.sqrt(sum(a * (1 - a) for a in acc)) / n, acc)
 
 
+def test_profiles(task_name: str, data_dir: str | None = None, seed: int = 0) -> list[ItemProfile]:
+    """The model's profiles of a registered task's test items."""
+    from w4s_jax.tasks import get
+    from .simulated import SimulatedModel
+    task = get(task_name, data_dir)
+    model = SimulatedModel.for_task(task, seed=seed)
+    position = {it.id: i for i, it in enumerate(model.index.items)}
+    return [model.index.profile(position[it.id]) for it in task.items("test")]
+
+
 def table(profiles_by_task: dict[str, list[ItemProfile]]) -> str:
-    """The docstring table: one row per seed workflow, one column per task."""
+    """The docstring table of model.py: one row per seed workflow, one column per task
+    (`table({t: test_profiles(t) for t in ("synth_arith", "synth_units", "gsm_hard")})`)."""
     names = list(profiles_by_task)
     head = "    | workflow     | " + " | ".join(f"{t:>11}" for t in names) + " |"
     rule = "    | ------------ | " + " | ".join("-" * 11 for _ in names) + " |"

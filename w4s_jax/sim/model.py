@@ -62,12 +62,12 @@ computation, and measurements through the whole stack against both; gsm_hard fro
 
     | workflow     | synth_arith | synth_units |    gsm_hard |
     | ------------ | ----------- | ----------- | ----------- |
-    | cot          |       0.701 |       0.798 |       0.625 |
-    | cot_sc       |       0.811 |       0.936 |       0.749 |
-    | code         |       0.865 |       0.812 |       0.885 |
-    | self_refine  |       0.823 |       0.904 |       0.775 |
-    | debate       |       0.779 |       0.900 |       0.706 |
-    | dynamic_role |       0.688 |       0.785 |       0.609 |
+    | cot          |       0.701 |       0.799 |       0.625 |
+    | cot_sc       |       0.811 |       0.937 |       0.749 |
+    | code         |       0.865 |       0.813 |       0.885 |
+    | self_refine  |       0.823 |       0.905 |       0.775 |
+    | debate       |       0.779 |       0.902 |       0.706 |
+    | dynamic_role |       0.688 |       0.787 |       0.609 |
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ from .base import Item, SplitTask
 from .workflows import seed_workflows
 
 SPLIT_SIZES = {"train": 1000, "valid": 128, "test": 500}
+# Answers stay below this, so that an answer off by one (or by 0.01) differs from the right one by more
+# than the relative tolerance (1e-9) of the number scorer.
+MAX_ANSWER = 10 ** 7
 DEFAULT_SEED = 0
 
 def score_synthetic(prediction, item: Item) -> float:
@@ -138,7 +141,10 @@ def _arith_problem(rng: random.Random, steps: int, heavy: bool) -> tuple[str, st
 def _arith_item(rng: random.Random, split: str, k: int) -> Item:
     steps = rng.randint(1, 8)
     heavy = rng.random() < 1 / 3
-    question, code, answer, ops = _arith_problem(rng, steps, heavy)
+    while True:
+        question, code, answer, ops = _arith_problem(rng, steps, heavy)
+        if abs(answer) < MAX_ANSWER:
+            break
     return Item(id=f"synth_arith/{split}/{k}", question=question, answer=answer,
                 meta={"code": code, "steps": ops, "family": "arith", "heavy": heavy})
 
@@ -244,7 +250,10 @@ def _units_problem(rng: random.Random, steps: int) -> tuple[str, str, float, int
 
 def _units_item(rng: random.Random, split: str, k: int) -> Item:
     steps = rng.randint(1, 6)
-    question, code, answer, ops = _units_problem(rng, steps)
+    while True:
+        question, code, answer, ops = _units_problem(rng, steps)
+        if abs(answer) < MAX_ANSWER:
+            break
     return Item(id=f"synth_units/{split}/{k}", question=question, answer=answer,
                 meta={"code": code, "steps": ops, "family": "units"})
 
