@@ -27,11 +27,23 @@ def test_presets_build_and_are_locked():
     ("data.loss_on", "assistant", "data.loss_on: must be one of"),
     ("lora.targets", ("q_proj", "qkv"), "lora.targets: ['qkv'] not among"),
     ("data.synthetic", False, "data.path: set a trajectory file"),
+    ("accum_dtype", "fp32", "accum_dtype: must be one of"),
+    ("data.eval_fraction", 1.0, "data.eval_fraction: must be in"),
+    ("lora.init_from", "/nonexistent/adapter", "lora.init_from: '/nonexistent/adapter' is not a directory"),
 ])
 def test_bad_values(tmp_path, key, value, msg):
     extra = {"lora.enabled": True} if key.startswith("lora") else {}
     cfg = tiny_config(tmp_path, **{key: value}, **extra)
     with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace("[", r"\[")):
+        validate_config(cfg)
+
+
+def test_key_combinations(tmp_path):
+    cfg = tiny_config(tmp_path, **{"data.eval_fraction": 0.2, "data.eval_path": str(tmp_path)})
+    with pytest.raises(ConfigError, match="data.eval_path: set data.eval_path or data.eval_fraction, not both"):
+        validate_config(cfg)
+    cfg = tiny_config(tmp_path, **{"lora.init_from": str(tmp_path)})
+    with pytest.raises(ConfigError, match="lora.init_from: needs lora.enabled=True"):
         validate_config(cfg)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tiny_tokenizer import make_tiny_tokenizer
 from w4s_jax.train.batches import BatchPlan, host_slice, loss_token_cap
-from w4s_jax.train.data import ChatEncoder, load_examples, preference_pairs
+from w4s_jax.train.data import ChatEncoder, load_examples, preference_pairs, split_by_episode
 from w4s_jax.train.synthetic import synthetic_records
 from w4s_jax.trajectories import TrajectoryError, read_trajectories
 
@@ -169,3 +169,46 @@ def test_preference_pairs(tmp_path, tok):
     b = plan.arrays(0)
     assert b["input_ids"].shape[0] == 4
     assert (b["reward"][0::2] > b["reward"][1::2])[b["unit_mask"][0::2]].all()
+
+
+def test_held_out_split_is_by_episode_and_stable(tmp_path):
+    path = _write(tmp_path / "t.jsonl", synthetic_records(episodes=24, turns=2, candidates=3))
+    records = read_trajectories(path)
+    train, held = split_by_episode(records, 0.25)
+    episodes = lambda rs: {r.episode_id for r in rs}
+    assert episodes(train).isdisjoint(episodes(held))  # no episode (so no state) on both sides
+    assert episodes(train) | episodes(held) == episodes(records) and len(train) + len(held) == len(records)
+    assert 2 <= len(episodes(held)) <= 12
+    # whole episodes: every line of a held-out episode is held out
+    assert len(held) == sum(r.episode_id in episodes(held) for r in records)
+    # the same episodes whatever the order, and they stay held out when more data arrives
+    more = read_trajectories(_write(tmp_path / "u.jsonl", synthetic_records(episodes=40, turns=1, candidates=2)))
+    _, held_again = split_by_episode(records[::-1] + [r for r in more if r.episode_id not in episodes(records)], 0.25)
+    assert episodes(held) == episodes(held_again) & episodes(records)
+    # at least one episode is held out, never all of them
+    assert len(episodes(split_by_episode(records[:12], 0.01)[1])) == 1
+    with pytest.raises(ValueError, match="leaves none to train on"):
+        split_by_episode(records[:12], 0.99)
+
+
+def test_held_out_data_from_the_config(tmp_path):
+    from train_fixtures import tiny_config
+    from w4s_jax.models import ConfigError
+    from w4s_jax.train import objectives
+    from w4s_jax.train.setup import build_data, build_tokenizer
+
+    cfg = tiny_config(tmp_path / "run", **{"data.eval_fraction": 0.3})
+    tok, rwr = build_tokenizer(cfg), objectives.get("rwr")()
+    data = build_data(cfg, tok, rwr, 512)
+    assert data.held_out and data.report["eval_episodes"] >= 1
+    assert len(data.examples) + len(data.held_out) == data.report["records"]
+    assert len(data.held_out) == data.report["eval_records"] == data.report["eval_examples"]
+    # a separate held-out file may not share an episode with the training data
+    records = synthetic_records(episodes=3, turns=1, candidates=2)
+    data_path = _write(tmp_path / "train.jsonl", records)
+    other = _write(tmp_path / "eval.jsonl", [dict(r, episode_id="x" + r["episode_id"]) for r in records])
+    cfg = tiny_config(tmp_path / "run", **{"data.path": data_path, "data.eval_path": other, "data.synthetic": False})
+    assert len(build_data(cfg, tok, rwr, 512).held_out) == len(records)
+    cfg.data.eval_path = _write(tmp_path / "leak.jsonl", records[:1])
+    with pytest.raises(ConfigError, match="data.eval_path: 1 episode.*also in the training data.*episode_id='ep0'"):
+        build_data(cfg, tok, rwr, 512)

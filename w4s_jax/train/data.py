@@ -199,7 +199,7 @@ def examples_from_records(records: Sequence[Record], tokenizer, *, max_len: int,
                           report: dict | None = None, source: str = "") -> list[Example]:
     """Filter and tokenize records; an empty result is an error that says why (naming `source`)."""
     report = {} if report is None else report
-    report["records"] = len(records)
+    report.setdefault("records", len(records))
     examples = build_examples(records, ChatEncoder(tokenizer, eot_token), max_len=max_len, loss_on=loss_on,
                               truncate=truncate, keep_head=keep_head, include_failed=include_failed,
                               keep=keep, report=report)

@@ -30,8 +30,8 @@ class MetricsWriter:
         self.f.write(json.dumps({"step": step, **clean}) + "\n")
         self.f.flush()
         if self.tb is not None:
-            for k, v in clean.items():
-                self.tb.add_scalar(f"train/{k}", v, step)
+            for k, v in clean.items():  # "eval/nll" keeps its own section; plain names go under train/
+                self.tb.add_scalar(k if "/" in k else f"train/{k}", v, step)
 
     def close(self) -> None:
         if self.enabled:

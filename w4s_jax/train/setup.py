@@ -139,6 +139,7 @@ def _held_out_records(cfg, records: list, report: dict) -> tuple[list, list | No
                               f"the training data, e.g. run_id={shared[0][0]!r} episode_id={shared[0][1]!r}")
     else:
         return records, None
+    report["eval_records"] = len(held)
     report["eval_episodes"] = len({r.episode_id for r in held})
     report["train_episodes"] = len({r.episode_id for r in train})
     return train, held
@@ -147,7 +148,9 @@ def _held_out_records(cfg, records: list, report: dict) -> tuple[list, list | No
 def build_data(cfg, tokenizer, objective, vocab_size: int) -> Data:
     report: dict = {}
     path = data_path(cfg)
-    records, held = _held_out_records(cfg, read_trajectories(path, report), report)
+    records = read_trajectories(path, report)
+    report["records"] = len(records)
+    records, held = _held_out_records(cfg, records, report)
     common = dict(max_len=cfg.data.max_len, truncate=cfg.data.truncate, keep_head=cfg.data.keep_head,
                   include_failed=cfg.data.include_failed, eot_token=cfg.tokenizer.eot_token)
     examples = examples_from_records(records, tokenizer, loss_on=cfg.data.loss_on, keep=objective.keep,

@@ -68,7 +68,7 @@ def loss(spec: StepSpec, trainable, frozen, batch: dict, max_tokens: int):
 
 def gradients(spec: StepSpec, trainable, frozen, batch: dict, max_tokens: int):
     """(gradients, loss, metrics) of the whole batch, accumulated over `spec.accum_steps` micro-batches in
-    `spec.accum_dtype` (default: the parameters' dtype)."""
+    `spec.accum_dtype` (default: the parameters' dtype); the gradients come back in the accumulator's dtype."""
     grad_fn = jax.value_and_grad(lambda p, mb: loss(spec, p, frozen, mb, max_tokens), has_aux=True)
     A = spec.accum_steps
     rows_per_unit = 2 if spec.objective.pairwise else 1
@@ -90,8 +90,6 @@ def gradients(spec: StepSpec, trainable, frozen, batch: dict, max_tokens: int):
     zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, p.dtype if spec.accum_dtype is None else spec.accum_dtype),
                          trainable)
     (grads, value, metrics), _ = jax.lax.scan(body, (zeros, jnp.zeros(()), met0), per_micro)
-    # the optimizer sees gradients in the parameters' dtype (its state keeps one dtype across steps)
-    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, trainable)
     return grads, value, metrics
 
 
@@ -102,7 +100,9 @@ def make_train_step(spec: StepSpec, tx: optax.GradientTransformation, *, state_s
         grads, value, metrics = gradients(spec, state["params"], frozen, batch, max_tokens)
         grad_norm = optax.tree.norm(grads)
         updates, opt = tx.update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        # float32 gradients of bf16 parameters (accum_dtype) would promote bf16 optimizer state: keep its dtypes
+        opt = jax.tree.map(lambda new, old: new.astype(old.dtype), opt, state["opt"])
+        params = optax.apply_updates(state["params"], updates)  # keeps the parameters' dtype
         new_state = {"params": params, "opt": opt, "step": state["step"] + 1}
         out = dict(metrics, loss=value, grad_norm=grad_norm,
                    loss_tokens=batch["loss_mask"].sum().astype(jnp.float32),
