@@ -7,14 +7,22 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def config_file(name: str) -> str:
+    """configs/<name>.py beside the launch/ folder of the script that runs (sys.argv[0]), else in the current
+    directory. Never found through the package's location, so it is the same file whether the package is
+    installed editable (`pip install -e .`) or not (`pip install .`)."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+    path = os.path.join(checkout, "configs", f"{name}.py")
+    return path if os.path.exists(path) else os.path.join("configs", f"{name}.py")
 
 
 def define_config(name: str):
     """The locked `--config` flag of launch/<name>.py, defaulting to configs/<name>.py."""
-    default = os.path.join(_REPO, "configs", f"{name}.py")
-    return config_flags.DEFINE_config_file("config", default, f"{name} config: configs/{name}.py[:preset]",
-                                           lock_config=True)
+    try:  # with the default file, ml_collections applies sys.argv's --config.<key> overrides right here
+        return config_flags.DEFINE_config_file("config", config_file(name),
+                                               f"{name} config: configs/{name}.py[:preset]", lock_config=True)
+    except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+        fail(f"bad --config override: {config_error(e)}")
 
 
 def config_error(e: BaseException) -> str:
