@@ -1,0 +1,21 @@
+"""launch/bench_sim.py at its small preset: every server measured on the same requests, figures that can fail."""
+from __future__ import annotations
+
+import pytest
+from bench_support import run_bench
+
+from w4s_jax.bench import sim
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_bench_sim_small_preset(tmp_path):
+    out = run_bench(sim.main, "bench_sim", "small", tmp_path)
+    setting = out["setting"]
+    assert setting["requests"] > 100 and setting["completions"] > setting["requests"]   # votes ask for n > 1
+    for name in ("scripted", "scripted_same_size", "simulated"):
+        for p in ("first_pass", "second_pass"):
+            figure = out[name][p]["ms_per_request"]["median"]
+            assert 0 <= figure < 20, (name, p, figure)        # milliseconds of server CPU per request
+    assert out["simulated_over_scripted"]["second_pass"]["median"] < 10
+    assert "trusted" in out["load"]
