@@ -20,8 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _state(value, n=1000):
-    return {"params": {"w": jnp.full((n, 100), value, jnp.float32)}, "step": jnp.int32(value),
-            "rng": jnp.asarray(jax.random.key_data(jax.random.PRNGKey(0)))}
+    return {"params": {"w": jnp.full((n, 100), value, jnp.float32)}, "step": jnp.int32(value)}
 
 
 def _abstract(n=1000):

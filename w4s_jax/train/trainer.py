@@ -173,7 +173,7 @@ def train(cfg) -> dict:
 
     def export(model_step: int):
         m = training.merged(state["params"], frozen)
-        export_policy(m, os.path.join(cfg.workdir, "policy", str(model_step)), step=model_step)
+        export_policy(m, os.path.join(cfg.workdir, "policy", str(model_step)), step=model_step, tokenizer=tokenizer)
         return m
 
     step = int(jax.device_get(state["step"]))
@@ -242,5 +242,7 @@ def train(cfg) -> dict:
             from w4s_jax.models import save_pretrained
 
             save_pretrained(final, os.path.join(cfg.workdir, "hf"))
+            if pid == 0:  # what transformers and vLLM need to serve it
+                tokenizer.save_pretrained(os.path.join(cfg.workdir, "hf"))
     return {"step": step, "metrics": last_metrics, "preempted": preempted, "data": data.report,
             "sharded_fraction": sharded, "adapter": adapter}
