@@ -71,7 +71,8 @@ def test_synthetic_tasks_are_registered_with_disjoint_seeded_splits(arith):
     # Another process with another hash seed generates the same items.
     code = ("import hashlib, json; from w4s_jax.tasks import get; t = get('synth_arith'); h = hashlib.sha256()\n"
             "for s in ('train', 'valid', 'test'):\n"
-            "    for it in t.items(s): h.update(json.dumps([it.id, it.question, it.answer, it.meta['code']]).encode())\n"
+            "    for it in t.items(s):\n"
+            "        h.update(json.dumps([it.id, it.question, it.answer, it.meta['code']]).encode())\n"
             "print(h.hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"})
@@ -122,8 +123,8 @@ def test_reading_a_request_finds_the_item_and_the_technique(model, arith):
     it = arith.items("test")[3]
     c = analyse(body(f"# Your task:\n{it.question}"), model.index)
     assert c.item.id == it.id and c.kind == "solve" and c.reasoning and c.role_fit and c.format_ok
-    bare = analyse(body(it.question, 'You are a helpful poet.\nAnswer with a single JSON object whose keys are exactly: '
-                                     '"answer".'), model.index)
+    poet = 'You are a helpful poet.\nAnswer with a single JSON object whose keys are exactly: "answer".'
+    bare = analyse(body(it.question, poet), model.index)
     assert bare.item.id == it.id and not (bare.reasoning or bare.role_fit or bare.format_ok)
     # The question inside a longer line, after a worked example of another item: the later question wins.
     other = arith.items("train")[0]
@@ -282,7 +283,8 @@ def test_docstring_table_is_what_the_formulas_give(data_dir):
             continue
         profiles = E.test_profiles(task_name, str(data_dir) if data_dir else None)
         for wf in E.SEED_WORKFLOWS:
-            assert float(rows[wf][col]) == pytest.approx(E.expected_accuracy(wf, profiles).mean, abs=5e-4), (wf, task_name)
+            expect = E.expected_accuracy(wf, profiles).mean
+            assert float(rows[wf][col]) == pytest.approx(expect, abs=5e-4), (wf, task_name)
 
 
 @pytest.fixture(scope="module")

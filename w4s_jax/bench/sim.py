@@ -117,7 +117,8 @@ def run(*, task: str = "synth_arith", items: int = 100, concurrency: int = 64, r
         res[name] = {p: {"ms_per_request": spread(m / len(bodies) for m in ms[(name, p)]),
                          "ms_per_completion": spread(m / completions for m in ms[(name, p)])}
                      for p in ("first_pass", "second_pass")}
-        log(f"  {name:18s} server CPU per request: new server {fmt_spread(res[name]['first_pass']['ms_per_request'], 3)}"
+        first = fmt_spread(res[name]['first_pass']['ms_per_request'], 3)
+        log(f"  {name:18s} server CPU per request: new server {first}"
             f" ms, second pass {fmt_spread(res[name]['second_pass']['ms_per_request'], 3)} ms; per completion "
             f"{fmt_spread(res[name]['second_pass']['ms_per_completion'], 3)} ms (second pass)")
     for ref in ("scripted", "scripted_same_size"):

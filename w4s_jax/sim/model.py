@@ -14,12 +14,13 @@ Solving (a request for an answer). The answer is right with probability
     p = sigmoid(a_f - b_f (d - 1) - g_f h + 1.0 [reasoning asked] + 0.5 [fitting expert role]
                 - 1.0 max(0, T - 0.7))
 
-(a_f, b_f, g_f per family f in `FAMILIES`: synthetic arithmetic, unit conversions, other numeric
-benchmarks, multiple choice, text; reasoning: a `reasoning`/`thinking`-like key or a "step by step"-like instruction;
-fitting role: "You are a <role>" naming the task's domain, e.g. math for arithmetic, units/conversion/
-engineer for conversions), else it is distractor k with probability w_k, w = (0.55, 0.30, 0.15). Without a
-precise instruction about the answer's form (digits only, a number, a letter...), the answer is written in
-words ("forty-two") with probability 0.3, which no scorer reads.
+(family parameters in `FAMILIES`: synthetic arithmetic a=1.5, b=0.40, g=1.5; unit conversions 1.6, 0.35,
+0.8; other numeric benchmarks 0.8, 0.35, 1.5; reasoning asked: a `reasoning`/`thinking`-like key or a
+"step by step"-like instruction; fitting role: "You are a <role>" naming the task's domain, e.g. math for
+arithmetic, units/conversion/engineer for conversions), else it is distractor k with probability w_k,
+w = (0.55, 0.30, 0.15). Without a precise instruction about the answer's form (digits only, a number, a
+letter...), the answer is written in words ("forty-two") with probability 0.3, which no scorer reads.
+A request about no known item gets a reply saying so.
 
 Temperature. At T = 0 every sample is the greedy answer: right iff u_item < p, with one uniform u_item per
 item (so better technique makes a superset of items right), distractor and wording from two more per-item
@@ -34,7 +35,8 @@ returns the right answer with probability
 
     p_code = sigmoid(c_f - e_f (d - 1) + 0.3 [reasoning asked] + 0.5 [fitting role])
 
-(no load term: the program does the arithmetic), else the program of distractor k (weights w): a real
+(c, e: arithmetic 1.6, 0.15; conversions 1.2, 0.20; other numeric 1.5, 0.15; no load term: the program
+does the arithmetic), else the program of distractor k (weights w): a real
 wrong operator, off-by-one constant or missing step, which `agent.execute_code` runs.
 
 Verification (a request shown a candidate answer and asked for a verdict: `correct`/`verdict`-like

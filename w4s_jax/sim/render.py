@@ -15,6 +15,7 @@ from .request import Call
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
 _SCALES = [(10 ** 12, "trillion"), (10 ** 9, "billion"), (10 ** 6, "million"), (1000, "thousand")]
 
 
@@ -47,7 +48,7 @@ def spoken_answer(item: ItemProfile, value) -> str:
     if item.kind == "number" and isinstance(value, (int, float)):
         return f"it comes to {number_words(value)}"
     if item.kind == "choice":
-        return f"the {['first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth', 'tenth'][min(9, max(0, ord(str(value)[0]) - 65))]} option"
+        return f"the {_ORDINALS[min(9, max(0, ord(str(value)[0]) - ord('A')))]} option"
     return str(value)
 
 

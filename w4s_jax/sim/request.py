@@ -51,7 +51,8 @@ _CODE_ASK = _Phrase(("python", "code", "program", "def solution", "```"),
 _REVIEW_ASK = _Phrase(("verif", "review", "critique", "check", "correct", "evaluate"),
                       r"\b(?:verify|review|critique|check (?:whether|if|the)|double-check|is (?:it|this|the "
                       r"(?:answer|solution)) correct|evaluate the (?:answer|solution))\b")
-_ROLE = _Phrase(("you are", "act as"), r"\byou are (?:an? |the )?([^.\n]{1,120})|\bact as (?:an? |the )?([^.\n]{1,120})")
+_ROLE = _Phrase(("you are", "act as"),
+                r"\byou are (?:an? |the )?([^.\n]{1,120})|\bact as (?:an? |the )?([^.\n]{1,120})")
 _FORMAT = {
     "number": _Phrase(("digit", "numer", "integer", "whole number", "decimal", "number", "unit"),
                       r"\bdigits?\b|\bnumeric(?:al)?\b|\binteger\b|\bwhole number\b|\bdecimal places?\b|"
@@ -67,7 +68,8 @@ _MENTION_NUMBER = _Phrase(("answer", "result"), r"\b(?:final answer|answer(?:ed)
                                                 r"(?:is|was|would be|of|=|:)?\s*['\"]?\s*(" + _NUM + r")")
 _MENTION_LETTER = re.compile(r"\b(?:[Ff]inal [Aa]nswer|[Aa]nswer(?:ed)?|[Rr]esult|[Oo]ption|[Cc]hoice)\b['\"]?\s*"
                              r"(?:is|was|=|:)?\s*['\"]?\s*\(?([A-J])\)?(?![\w])")
-_MENTION_TEXT = _Phrase(("answer",), r"\b(?:final answer|answer(?:ed)?)\b['\"]?\s*(?:is|was|=|:)\s*['\"]?([^\n\"']{1,80})")
+_MENTION_TEXT = _Phrase(("answer",),
+                        r"\b(?:final answer|answer(?:ed)?)\b['\"]?\s*(?:is|was|=|:)\s*['\"]?([^\n\"']{1,80})")
 _CORRECTED = _Phrase(("corrected",), r"\bcorrected\b")
 _NEGATIVE = _Phrase(("not ", "incorrect", "wrong", "mistake", "error in", "false"),
                     r"\b(?:is|was|are|were) (?:not correct|not right|incorrect|wrong)\b|\bmistakes?\b|"

@@ -67,7 +67,7 @@ class SimulatedModel:
 
     # ----- replies
     def complete(self, body: dict, raw: bytes | None = None) -> list[str]:
-        """One reply per choice of a validated request (see errors.validate_request)."""
+        """One reply per choice of a validated request (see validation.validate_request)."""
         call = analyse(body, self.index)
         if call.item is None:
             return [render.unknown_reply(call)] * call.n
