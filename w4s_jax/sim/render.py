@@ -66,11 +66,19 @@ def reasoning_lines(item: ItemProfile, outcome: int | None, value) -> list[str]:
         except Exception:  # a mutated program may fail to explain itself; its value is known anyway
             lines = None
     if lines is None:
-        lines = [f"Taking the facts of the problem one at a time over {item.steps} steps, "
+        lines = [f"Taking the facts of the problem one at a time over {_steps(item)}, "
                  f"I end up with {format_value(value)}."]
     if outcome is not None:
         item.explained[outcome] = lines
     return lines
+
+
+def _steps(item: ItemProfile) -> str:
+    return "the one step" if item.steps == 1 else f"the {item.steps} steps"
+
+
+def _ops(item: ItemProfile) -> str:
+    return "the one operation" if item.steps == 1 else f"the {item.steps} operations"
 
 
 def _answer_field(call: Call, value, prose: bool):
@@ -117,7 +125,7 @@ def code_reply(call: Call, outcome: int, stated_value, stated_outcome: int, pros
     """A reply with a `solution()` program (and, when a key asks for it, the answer worked out in words)."""
     item = call.item
     src = code_source(item, outcome)
-    plan = (f"Store each quantity of the problem in a variable, apply the {item.steps} operations in order "
+    plan = (f"Store each quantity of the problem in a variable, apply {_ops(item)} in order "
             "and return the final quantity.")
     if call.json_mode:
         return _json(call, {"code": src, "answer": _answer_field(call, stated_value, prose), "reasoning": plan})
@@ -131,11 +139,11 @@ def review_reply(call: Call, candidate, reject: bool | None) -> str:
     if reject is None:
         feedback, verdict = "I could not find a proposed answer to check.", "False"
     elif reject:
-        feedback = (f"I went through the {item.steps} steps again and one of them does not hold up, so the "
+        feedback = (f"I went through {_steps(item)} again and one of them does not hold up, so the "
                     f"proposed result {shown} is not correct.")
         verdict = "False"
     else:
-        feedback = (f"I went through the {item.steps} steps again and each one checks out, so the proposed "
+        feedback = (f"I went through {_steps(item)} again and each one checks out, so the proposed "
                     f"result {shown} is correct.")
         verdict = "True"
     if call.json_mode:

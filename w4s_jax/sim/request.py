@@ -54,11 +54,11 @@ _REVIEW_ASK = _Phrase(("verif", "review", "critique", "check", "correct", "evalu
 _ROLE = _Phrase(("you are", "act as"),
                 r"\byou are (?:an? |the )?([^.\n]{1,120})|\bact as (?:an? |the )?([^.\n]{1,120})")
 _FORMAT = {
-    "number": _Phrase(("digit", "numer", "integer", "whole number", "decimal", "number", "unit"),
+    "number": _Phrase(("digit", "numer", "integer", "whole number", "decimal", "number", "unit", "format"),
                       r"\bdigits?\b|\bnumeric(?:al)?\b|\binteger\b|\bwhole number\b|\bdecimal places?\b|"
                       r"\bplain number\b|\bnumber only\b|\bonly the (?:final )?number\b|\bjust the (?:final )?number\b|"
-                      r"\bas a (?:single )?number\b|\bno units\b|\bwithout (?:the )?units?\b"),
-    "choice": _Phrase(("letter", "option", ")"), r"\bletter\b|\boption\b|\(a\)"),
+                      r"\bas a (?:single )?number\b|\bno units\b|\bwithout (?:the )?units?\b|<number>|\bformat\b"),
+    "choice": _Phrase(("letter", "option", ")", "format"), r"\bletter\b|\boption\b|\(a\)|\bformat\b"),
     "text": _Phrase(("only", "concise", "short", "exactly"), r"\bonly\b|\bconcise\b|\bshort\b|\bexactly\b"),
 }
 
@@ -203,16 +203,20 @@ def analyse(body: dict, index: ItemIndex) -> Call:
     conversation = "\n".join(message_text(m.get("content")) for m in messages
                              if m.get("role") in ("user", "assistant"))
     json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
-    sp = _read_system(system, json_mode)
-    keys = sp.keys
     temperature = body.get("temperature")
     temperature = 1.0 if temperature is None else float(temperature)
     n = int(body.get("n") or 1)
-    item = index.find(conversation) if conversation else None
+    # The item is looked for in the conversation, then in the system prompt (some workflows put it there).
+    item = (index.find(conversation) if conversation else None) or (index.find(system) if system else None)
     if item is None:
-        return Call(None, "unknown", json_mode, keys, temperature, n, False, False, False)
+        return Call(None, "unknown", json_mode, _read_system(system, json_mode).keys, temperature, n,
+                    False, False, False)
     # The question's own words are not instructions. Each feature is read from the rest of the conversation
     # only when the system prompt has not settled it already.
+    if item.question in system:
+        system = system.replace(item.question, " ")
+    sp = _read_system(system, json_mode)
+    keys = sp.keys
     asked = conversation.replace(item.question, " ") if item.question in conversation else conversation
     low = asked.lower()
     reasoning = keys.reasoning or sp.reasoning or bool(_REASONING_ASK.search(low))
