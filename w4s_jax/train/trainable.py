@@ -20,6 +20,7 @@ import logging
 import os
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from w4s_jax.models import ConfigError
@@ -104,7 +105,7 @@ class LoraTraining:
 
     def split(self, model) -> tuple[dict, dict]:
         if self.adapter is not None:
-            factors = jax.tree.map(jax.numpy.asarray, self.adapter.factors)
+            factors = jax.tree.map(jnp.asarray, self.adapter.factors)
         else:
             factors = lora_lib.init_lora(model.config, self.targets, self.rank, seed=self.seed)
         return factors, model_params(model)
