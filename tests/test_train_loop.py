@@ -46,10 +46,14 @@ def _tensorboard_tags(workdir):
 
 
 def _held_out_nll(model, examples):
-    """Per-example mean NLL of the action tokens from the model's full logits (numpy log-softmax)."""
+    """Per-example mean NLL of the action tokens from the model's full logits (numpy log-softmax); rows
+    right-padded into one call (causal: padding never reaches a real token)."""
+    ids = np.zeros((len(examples), max(len(e) for e in examples)), np.int32)
+    for r, e in enumerate(examples):
+        ids[r, :len(e)] = e.ids
+    all_logits = np.asarray(model(ids), np.float64)
     out = []
-    for e in examples:
-        logits = np.asarray(model(e.ids[None]), np.float64)[0]
+    for e, logits in zip(examples, all_logits):
         logp = logits - logits.max(-1, keepdims=True)
         logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
         t = np.nonzero(e.loss_mask)[0]
