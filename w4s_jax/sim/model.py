@@ -33,10 +33,10 @@ T = 0, and at T >= 0.7 its accuracy is the multinomial formula: sum over the cou
 Code (a `code`/`program` key, or a text request asking for Python). The reply is a `solution()` that
 returns the right answer with probability
 
-    p_code = sigmoid(c_f - e_f (d - 1) + 0.3 [reasoning asked] + 0.5 [fitting role])
+    p_code = sigmoid(c_f - e_f (d - 1) + 0.5 h + 0.3 [reasoning asked] + 0.5 [fitting role])
 
-(c, e: arithmetic 1.6, 0.15; conversions 1.2, 0.20; other numeric 1.5, 0.15; no load term: the program
-does the arithmetic), else the program of distractor k (weights w): a real
+(c, e: arithmetic 1.6, 0.15; conversions 1.2, 0.20; other numeric 1.5, 0.15; the load helps: items heavy
+in arithmetic are plain computation, which the program does exactly), else the program of distractor k (weights w): a real
 wrong operator, off-by-one constant or missing step, which `agent.execute_code` runs.
 
 Verification (a request shown a candidate answer and asked for a verdict: `correct`/`verdict`-like
@@ -66,7 +66,7 @@ computation, and measurements through the whole stack against both; gsm_hard fro
     | ------------ | ----------- | ----------- | ----------- |
     | cot          |       0.701 |       0.799 |       0.625 |
     | cot_sc       |       0.811 |       0.937 |       0.749 |
-    | code         |       0.865 |       0.813 |       0.885 |
+    | code         |       0.885 |       0.872 |       0.917 |
     | self_refine  |       0.823 |       0.905 |       0.775 |
     | debate       |       0.779 |       0.902 |       0.706 |
     | dynamic_role |       0.688 |       0.787 |       0.609 |
@@ -101,6 +101,7 @@ FAMILIES = {
 REASONING_BONUS = 1.0
 ROLE_BONUS = 0.5
 CODE_REASONING_BONUS = 0.3
+CODE_LOAD_BONUS = 0.5        # big-number arithmetic is plain computation: easy to write down as code
 HOT_PENALTY = 1.0            # per unit of temperature above INDEPENDENT_AT
 INDEPENDENT_AT = 0.7         # samples at this temperature or above are independent
 DISTRACTOR_WEIGHTS = (0.55, 0.30, 0.15)
@@ -135,8 +136,8 @@ def p_solve(item: ItemProfile, *, reasoning: bool, role_fit: bool, temperature: 
 
 def p_code(item: ItemProfile, *, reasoning: bool, role_fit: bool) -> float:
     f = FAMILIES.get(item.family, FAMILIES["math"])
-    return sigmoid(f.code_base - f.code_per_step * (item.steps - 1) + CODE_REASONING_BONUS * reasoning
-                   + ROLE_BONUS * role_fit)
+    return sigmoid(f.code_base - f.code_per_step * (item.steps - 1) + CODE_LOAD_BONUS * item.load
+                   + CODE_REASONING_BONUS * reasoning + ROLE_BONUS * role_fit)
 
 
 def copy_probability(temperature: float) -> float:
