@@ -9,8 +9,8 @@ Shared bench keys (workdir, seed, reps, mode, model): w4s_jax/bench/config.py.
 from w4s_jax.bench.config import bench_config
 
 PRESETS = {
-    "cpu": dict(mode="reference", model="bench-50m", batch=2, seq=512, loss_frac=0.3, reps=5),
-    "tiny": dict(mode="reference", model="tiny", batch=2, seq=64, loss_frac=0.3, reps=3),
+    "cpu": dict(mode="reference", model="bench-50m", batch=2, seq=512, loss_frac=0.3, reps=5, compare_memory=True),
+    "tiny": dict(mode="reference", model="tiny", batch=2, seq=64, loss_frac=0.3, reps=3, compare_memory=False),
     "accelerator": dict(mode="accelerator", model="qwen2.5-7b", batch=1, seq=4096, dtype="bfloat16", remat="full",
                         peak_tflops=0.0),  # 0: the card's peak from w4s_jax/flops.py
 }

@@ -22,3 +22,12 @@ def run_bench(main, name: str, preset: str, workdir, **overrides) -> dict:
     config = bench_config(name, preset, workdir=str(workdir), **overrides)
     main(config)
     return json.loads((Path(workdir) / f"{name}.json").read_text())
+
+
+def sleep_then_return(seconds: float, log=print) -> dict:
+    """A benchmark function for tests of w4s_jax/bench/isolated.py."""
+    import time
+
+    log(f"sleeping {seconds} s")
+    time.sleep(seconds)
+    return {"slept_s": seconds}

@@ -1,10 +1,8 @@
-"""Launch helpers: TPU slice commands (dry run), and the benchmark's accelerator path on a tiny preset."""
+"""Launch helpers: TPU slice commands (dry run). (The benchmarks' accelerator paths: tests/test_bench_gpu.py.)"""
 import os
 import shlex
 import subprocess
 import sys
-
-import pytest
 
 from w4s_jax.train import tpu
 
@@ -42,17 +40,3 @@ def test_tpu_command_builders():
     assert ".[tpu]" in steps[1][-1] and "gcsfuse --implicit-dirs bk /mnt/bk" in steps[2][-1]
     assert all("--worker=all" in c for c in steps)
     assert tpu.delete(s)[0][-1] == "--quiet"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["lora", "full"])
-def test_bench_device_path_on_a_tiny_preset(mode):
-    from w4s_jax.train import bench
-
-    lines = []
-    r = bench.run_device(preset="tiny", batch=2, seq=64, mode=mode, dtype="float32", remat="full", reps=1,
-                         peak_tflops=1.0, torch_reference=mode == "lora", log=lines.append)
-    assert r["mode"] == mode and r["tok_s"] > 0 and 0 < r["mfu"] < 1
-    if mode == "lora":  # the PyTorch reference ran in its own process
-        assert r["reference_tok_s"] > 0 and r["ratio"] > 0
-    assert any("tok/s" in line for line in lines)
