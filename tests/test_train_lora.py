@@ -29,6 +29,7 @@ def _params(model):
     return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
+@pytest.mark.slow
 def test_lora_run_exports_a_peft_adapter_and_can_start_from_one(tmp_path):
     peft = pytest.importorskip("peft")
     hf = make_hf_model("qwen2", vocab=512, hidden=64, inter=96, heads=4, kv_heads=2, seed=2).float()
