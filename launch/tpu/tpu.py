@@ -12,11 +12,9 @@ import shlex
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from w4s_jax.train import tpu  # noqa: E402
+from w4s_jax.train import tpu
 
 flags.DEFINE_string("name", "w4s-train", "TPU VM name")
 flags.DEFINE_string("zone", "us-central2-b", "zone")
