@@ -1,7 +1,9 @@
 """launch/bench_gpu.py with its tiny preset on the CPU: every section runs in its own process and comes back
 into one JSON. peak_tflops = 10 and hbm_gbps = 10000 are beyond any 2-core CPU, so MFU and the roofline
 fraction must come out below 1: a FLOP or byte count that is too high fails here."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -45,3 +47,18 @@ def test_launch_script_bad_override_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, str(REPO / "launch" / "bench_gpu.py"), "--config.budget_ss=1"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: bad --config override")
+
+
+def test_launch_script_finds_its_config_with_the_package_installed_elsewhere(tmp_path):
+    # A regular (non-editable) install puts the package away from the checkout: the script must still read
+    # configs/bench_gpu.py beside its own launch/ folder, from any working directory.
+    site = tmp_path / "site-packages"
+    shutil.copytree(REPO / "w4s_jax", site / "w4s_jax", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(site))
+    p = subprocess.run([sys.executable, str(REPO / "launch" / "bench_gpu.py"), "--config.budget_s=1",
+                        f"--config.workdir={tmp_path / 'out'}"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads((tmp_path / "out" / "bench_gpu.json").read_text())
+    assert res["config"]["preset"] == "gpu" and res["budget_s"] == 1 and not res["complete"]
+    assert all(v["error"].startswith("not run") for v in res["sections"].values())
