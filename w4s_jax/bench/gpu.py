@@ -48,6 +48,8 @@ def run(decode: dict, model_fwd_bwd: dict, train_lora: dict, train_full: dict, *
     t0 = time.perf_counter()
     deadline = t0 + budget_s
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.abspath(os.path.join(workdir, "jax_cache")))
+    # JAX takes 75% of the card by default: 7B full training (bf16 weights, gradients, Adam) needs more.
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.95")
     settings = {"decode": dict(decode, hbm_gbps=hbm_gbps),  # dict(): a config's sections are ConfigDicts
                 "model_fwd_bwd": dict(model_fwd_bwd, peak_tflops=peak_tflops),
                 "train_lora": dict(train_lora, peak_tflops=peak_tflops),

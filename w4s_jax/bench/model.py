@@ -96,7 +96,7 @@ def run_reference(model: str = "bench-50m", batch: int = 2, seq: int = 512, loss
             ref.zero_grad(set_to_none=True)
             out = ref(input_ids=t_ids, labels=labels)
             out.loss.backward()
-            return float(out.loss)
+            return float(out.loss.detach())
 
         jax_loss, torch_loss = float(compiled(state, *args)[0]), torch_step()
         if not np.isclose(jax_loss, torch_loss, rtol=2e-3, atol=2e-3):

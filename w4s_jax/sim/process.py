@@ -53,5 +53,5 @@ class SimProcess(ServerProcess):
 
     def __init__(self, latency_s: float = 0.0, reply: str | None = None, args: Sequence[str] = (),
                  max_lifetime_s: float = 1800.0):
-        super().__init__("w4s_jax.sim", ["--latency", str(latency_s), "--max-lifetime", str(max_lifetime_s),
+        super().__init__("w4s_jax.sim", ["--latency_s", str(latency_s), "--max_lifetime_s", str(max_lifetime_s),
                                          *(["--reply", reply] if reply is not None else []), *args])
