@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import peft
 import pytest
 import torch
 from safetensors.numpy import load_file
@@ -31,7 +32,6 @@ def _params(model):
 
 @pytest.mark.slow
 def test_lora_run_exports_a_peft_adapter_and_can_start_from_one(tmp_path):
-    peft = pytest.importorskip("peft")
     hf = make_hf_model("qwen2", vocab=512, hidden=64, inter=96, heads=4, kv_heads=2, seed=2).float()
     hf_dir = tmp_path / "hf"
     hf.save_pretrained(hf_dir)
