@@ -45,10 +45,10 @@ def wrong_answer(task, item: Item) -> str:
 def public_asserts(item: Item) -> list[str]:
     """What self_test runs: the asserts in the question, else the ones the scripted tester writes."""
     given = [line.strip() for line in item.question.splitlines() if line.strip().startswith("assert ")]
-    return given or tester_asserts(item)
+    return given or public_test_asserts(item)
 
 
-def tester_asserts(item: Item) -> list[str]:
+def public_test_asserts(item: Item) -> list[str]:
     """The scripted tester's asserts for HumanEval: the first `assert candidate(...)` of the hidden test,
     with the function's own name (none for items whose test has no such line)."""
     entry = item.meta["entry_point"]
@@ -102,7 +102,7 @@ class OracleResponder:
             proposed = user.split("# Proposed answer:\n", 1)[1]
             return json.dumps({"feedback": "checked", "correct": "True" if proposed == right else "False"})
         if "tests" in keys:        # self_test's tester (tasks without asserts in the question)
-            return json.dumps({"tests": "\n".join(tester_asserts(it))})
+            return json.dumps({"tests": "\n".join(public_test_asserts(it))})
         if "code" in keys:         # the maths `code` workflow: a program returning the answer, or crashing
             program = f"def solution():\n    return {right!r}\n" if good(k) else "def solution():\n    return 1 / 0\n"
             return json.dumps({"reasoning": "compute", "code": program})

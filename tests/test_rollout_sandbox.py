@@ -288,3 +288,21 @@ def test_sandbox_none_is_explicit_and_loud(caplog):
         srv.stop()
     assert r.accuracy == pytest.approx(expected_accuracy("cot", 4)) and r.sandbox == "none"
     assert any("SANDBOX DISABLED" in m for m in caplog.messages)
+
+
+
+def test_execute_code_snippets_inherit_no_descriptor_but_their_result_pipe():
+    """Untrusted code run by execute_code cannot reach the worker's control channel or other pipes."""
+    sandbox_or_skip()
+    code = ("def solver(agent, task):\n"
+            "    snippet = 'import os\\ndef solution():\\n    return sorted(int(f) for f in os.listdir(\"/proc/self/fd\"))'\n"
+            "    return {'answer': agent.execute_code(snippet)}\n")
+    task = ArithTask(1)
+
+    async def go():
+        async with Executor("http://127.0.0.1:9/v1", model="sim") as ex:
+            return await evaluate_workflow(code, task, task.items("valid"), ex)
+    rec = run(go(), timeout=60).records[0]
+    assert rec.error is None, rec.error
+    fds = rec.answer["answer"]
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 5, fds   # stdio, the result pipe, listdir's own descriptor

@@ -95,6 +95,10 @@ def _child(code: str, timeout: float, result_fd: int, mem_bytes: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    # Nothing but the result pipe stays open: inherited descriptors (the worker's control channel, other
+    # snippets' result pipes) would let untrusted code forge messages or results.
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, max(result_fd + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     import sys
     sys.stdout, sys.stderr = _Capped(), _Capped()
     try:
