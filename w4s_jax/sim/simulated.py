@@ -40,14 +40,18 @@ class SimulatedModel:
 
     @classmethod
     def for_task(cls, task, *, data_dir: str | None = None, seed: int = 0) -> "SimulatedModel":
-        """A task object or a registered task name; the model knows the items of all its splits."""
+        """A task object, a registered task name, or several comma-separated names (one server for all of
+        them: each item keeps its own family); the model knows the items of all their splits."""
         if isinstance(task, str):
             from w4s_jax.tasks import get
-            task = get(task, data_dir)
-        items = [it for split in ("train", "valid", "test") for it in task.items(split)]
+            tasks = [get(name.strip(), data_dir) for name in task.split(",") if name.strip()]
+        else:
+            tasks = [task]
+        items = [it for t in tasks for split in ("train", "valid", "test") for it in t.items(split)]
+        names = ",".join(getattr(t, "name", "task") for t in tasks)
         if not items:
-            raise ValueError(f"simulated model: task {getattr(task, 'name', task)!r} has no items")
-        return cls(items, seed=seed, task_name=getattr(task, "name", "task"))
+            raise ValueError(f"simulated model: task {names!r} has no items")
+        return cls(items, seed=seed, task_name=names)
 
     # ----- sample indices
     def _samples(self, body: dict, raw: bytes | None, n: int, temperature: float) -> list:
