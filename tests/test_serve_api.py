@@ -101,6 +101,8 @@ def test_models_endpoint(served):
     (dict(top_p=0.0), "top_p", "top_p must be a number in (0, 1]"),
     (dict(max_tokens=0), "max_tokens", "max_tokens must be in [1, inf]"),
     (dict(max_tokens=600), "max_tokens", "that exceeds the model's context of 512 tokens"),
+    (dict(max_tokens=None, max_completion_tokens=600), "max_completion_tokens", "with max_completion_tokens=600"),
+    (dict(max_completion_tokens=5), "max_completion_tokens", "max_tokens (24) and max_completion_tokens (5) disagree"),
     (dict(seed="abc"), "seed", "seed must be a 64-bit integer"),
     (dict(stop=["a", "b", "c", "d", "e"]), "stop", "stop must be a non-empty string or a list of at most 4"),
     (dict(logprobs=True, top_logprobs=2), "top_logprobs", "top_logprobs=2 is not supported"),

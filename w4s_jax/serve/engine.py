@@ -134,7 +134,7 @@ class Engine:
                                f"shorten messages", "messages")
         max_new = req.max_tokens if req.max_tokens is not None else min(self.default_max_tokens, room)
         if max_new > room:
-            key = "max_tokens"
+            key = req.max_tokens_field
             raise RequestError(f"the prompt has {len(ids)} tokens; with {key}={max_new} that exceeds the model's "
                                f"context of {policy.context} tokens (at most {room} new tokens)", key)
         sr = SampleRequest(ids, max_new_tokens=max_new, temperature=req.temperature, top_p=req.top_p, n=req.n,

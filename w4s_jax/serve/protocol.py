@@ -45,6 +45,7 @@ class ChatRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int | None = None   # None = up to the server's default, within the context
+    max_tokens_field: str = "max_tokens"  # the name the client used, for errors
     seed: int = 0
     seed_given: bool = False
     stop: tuple[str, ...] = ()
@@ -136,6 +137,7 @@ def parse_request(body, *, max_n: int) -> ChatRequest:
         raise RequestError(f"logprobs must be true or false, got {logprobs!r:.50}", "logprobs")
     return ChatRequest(messages=messages, n=n or 1, temperature=temperature, top_p=top_p,
                        max_tokens=max_completion if max_completion is not None else max_tokens,
+                       max_tokens_field="max_completion_tokens" if max_completion is not None else "max_tokens",
                        # the sampler keeps 32 bits of a seed; OpenAI clients may send any 64-bit one
                        seed=(int(seed) % 2**32) if seed is not None else secrets.randbits(32),
                        seed_given=seed is not None, stop=tuple(dict.fromkeys(stops)), logprobs=bool(logprobs))
