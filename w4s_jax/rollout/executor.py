@@ -102,7 +102,7 @@ class Executor:
                  rpm: int | None = None, tpm: int | None = None, max_retries: int = 8,
                  request_timeout_s: float = 120.0, backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
                  model_map: dict[str, str] | None = None, price_table: dict | None = None,
-                 transport: str = "aiohttp", seed: int = 0):
+                 transport: str = "aiohttp", seed: int = 0, sample_seeds: bool = True):
         if max_concurrency < 1:
             raise ValueError(f"Executor: max_concurrency must be >= 1, got {max_concurrency}")
         if transport not in TRANSPORTS:
@@ -116,6 +116,7 @@ class Executor:
         self.request_timeout_s = request_timeout_s
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.transport = transport
+        self.sample_seeds = sample_seeds  # send a derived `seed` with sampled requests (see chat())
         self.budget_usd = budget_usd
         self._prices = price_table if price_table is not None else prices_mod.PRICES
         self._rng = random.Random(seed)
@@ -231,6 +232,11 @@ class Executor:
             sample = self._sample_counter.get(h, 0)
             self._sample_counter[h] = sample + 1
             key = f"{h}:{sample}"
+            if seed is None and self.sample_seeds:
+                # A seed of its own per (request, scope, repetition): a server that honours seeds gives the
+                # same sample however concurrent evaluations interleave. Not part of the cache key.
+                request["seed"] = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") >> 1
+                encoded = canonical_json(request)
         else:
             sample, key = 0, f"{h}:0"
             # Identical greedy request already in flight: share its answer. If its caller was cancelled
