@@ -8,6 +8,7 @@ Writes <workdir>/best_workflow.py, trajectories.jsonl, test_eval.json and summar
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,7 +71,9 @@ async def score_on_test(env: Environment, workdir: str, task, code: str, items: 
     return out
 
 
-async def optimize(cfg) -> dict:
+async def optimize(cfg, *, executor=None, meta_agent=None, pool: WorkerPool | None = None) -> dict:
+    """Run (or resume) one optimisation. `executor`, `meta_agent` and `pool` may be shared with other
+    optimisations running concurrently (then they are neither opened nor closed here)."""
     t0 = time.perf_counter()
     workdir = os.path.abspath(cfg.workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -84,14 +87,19 @@ async def optimize(cfg) -> dict:
     run_id = check_resume(cfg, workdir)
     path = os.path.join(workdir, "trajectories.jsonl")
     writer = TrajectoryWriter(path)
-    executor = make_executor(cfg, workdir)
-    meta_agent = make_meta_agent(cfg, workdir)
+    own_executor, own_meta, own_pool = executor is None, meta_agent is None, pool is None
+    executor = executor or make_executor(cfg, workdir)
+    meta_agent = meta_agent or make_meta_agent(cfg, workdir)
     label = cfg.label or meta_agent.model_id
     write_run_info(cfg, workdir, run_id=run_id, tasks=[task], env_items={task.name: valid}, executor=executor,
                    meta_agent=meta_agent, trajectory_path=path)
     names = [n.strip() for n in str(cfg.examples).split(",") if n.strip()]
     try:
-        async with executor, WorkerPool(cfg.sandbox.pool_size, sandbox=cfg.sandbox.mode) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            if own_executor:
+                await stack.enter_async_context(executor)
+            if own_pool:
+                pool = await stack.enter_async_context(WorkerPool(cfg.sandbox.pool_size, sandbox=cfg.sandbox.mode))
             env = Environment(env_config(cfg), executor, meta_agent, pool)
             examples = await load_examples(env, workdir, task, valid, names)
             episodes = []
@@ -115,8 +123,10 @@ async def optimize(cfg) -> dict:
         raise CollectionError(f"optimisation stopped early: {e}") from None
     finally:
         writer.close()
-        await meta_agent.aclose()
-        executor.close_cache()
+        if own_meta:
+            await meta_agent.aclose()
+        if own_executor:
+            executor.close_cache()
     cost = sum(r.usage.get("cost_usd", 0.0) for r in records) + sum(e.get("cost_usd", 0.0) for e in examples)
     entry = {"task": task.name, "meta_agent": meta_agent.model_id,
              "best_valid_acc_per_turn": best_so_far_curve(examples, records, cfg.turns),
@@ -125,6 +135,8 @@ async def optimize(cfg) -> dict:
              "examples": {e["name"]: e["valid_acc"] for e in examples}, "episodes": cfg.episodes,
              "search_cost_usd": cost, "test_cost_usd": test["usage"].get("cost_usd", 0.0),
              "executor_calls": sum(r.meta.get("executor_calls") or 0 for r in records),
+             "mean_reward": sum(r.reward for r in records) / max(1, len(records)),
+             "chosen_workflows": [r.meta.get("code") for r in records if r.chosen],
              "wall_s": time.perf_counter() - t0}
     summary = {label: entry}
     write_json_atomic(os.path.join(workdir, "summary.json"), summary)
