@@ -67,6 +67,7 @@ def run_reference(model: str = "bench-50m", prompt_len: int = 1024, n: int = 5, 
     our_call(new_tokens)
     first_calls_s = time.perf_counter() - t0
     decode_loop.samples.clear()
+    hf_call(1)  # transformers' warm-up
     t = interleaved({"ours_full": lambda: our_call(new_tokens), "ours_one": lambda: our_call(1),
                      "hf_full": lambda: hf_call(new_tokens), "hf_one": lambda: hf_call(1)}, reps=reps, warmup=0)
     decode_tokens = n * (new_tokens - 1)
