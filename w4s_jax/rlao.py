@@ -168,12 +168,14 @@ def rlao(cfg) -> dict:
         t0 = time.perf_counter()
         policy = initial if r == 0 else policy_dir(workdir, r - 1, cfg.steps_per_round)
         summary = asyncio.run(collect(round_collect_config(cfg, r, policy)))
+        t_collect = time.perf_counter() - t0
         target = (r + 1) * cfg.steps_per_round
         if not os.path.isdir(policy_dir(workdir, r, cfg.steps_per_round)):
             run_training(round_train_config(cfg, r), target)
         if not os.path.isdir(policy_dir(workdir, r, cfg.steps_per_round)):
             raise RuntimeError(f"round {r}: training ended without writing {policy_dir(workdir, r, cfg.steps_per_round)}")
         rounds.append(_round_summary(r, policy, summary, time.perf_counter() - t0))
+        rounds[-1].update(collect_s=t_collect, train_s=time.perf_counter() - t0 - t_collect)
         out = {"rounds": rounds, "final_policy": policy_dir(workdir, r, cfg.steps_per_round)}
         write_json_atomic(os.path.join(workdir, "rlao_summary.json"), out)
         plot(rounds, os.path.join(workdir, "rlao.png"))

@@ -1,0 +1,82 @@
+"""The quickstart (the README's main command): `--config=configs/quickstart.py[:preset]`.
+
+  (default)   the embedded default: simulated executor, tiny meta-agent (built once, cached), iterated RLAO
+              on synth_arith's train split, then searches on synth_arith and synth_units (valid for the
+              search, test scored once) by the untrained and the trained meta-agent, 3 seeds each
+  small       the same at a reduced size (what the slow test runs)
+
+One-line changes run the same loop for real: `--config.meta_agent_path=/models/Qwen2.5-Coder-7B-Instruct`
+(a real meta-agent instead of the tiny one; pair it with `--config.rlao.train=...` a 7B train preset on a
+GPU) and the rollout keys `rlao.collect.executor.*` / `search.executor.*` for an OpenAI-compatible API
+(see README). The config is locked: a mistyped key is an error.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import ml_collections
+
+PRESETS = ("default", "small")
+
+
+def _sibling(name: str):
+    spec = importlib.util.spec_from_file_location(f"w4s_configs_{name}", os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+    preset = preset or "default"
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    from w4s_jax.metaagent.config import tiny_meta_agent_config
+
+    c = ml_collections.ConfigDict()
+    c.preset = preset
+    c.workdir = "runs/quickstart"
+    c.seed = 0
+    c.progress = True
+    c.cache_dir = ""                 # tiny meta-agent cache ($W4S_CACHE_DIR or ~/.cache/w4s_jax when empty)
+    c.meta_agent_path = ""           # use this HF dir / policy export instead of building the tiny meta-agent
+    c.meta_agent = tiny_meta_agent_config()
+    c.train_tasks = "synth_arith"    # RLAO collects on these tasks' train split
+    c.eval_tasks = "synth_arith,synth_units"   # searched on valid, scored on test; synth_units is never trained on
+    c.eval_seeds = 3
+    c.executor_model = "sim-strong"
+    c.executor_latency_s = 0.0
+
+    r = _sibling("rlao").get_config("tiny")
+    r.unlock()
+    r.rounds, r.steps_per_round, r.train_on = 2, 30, "all"
+    col = r.collect
+    col.episodes, col.turns, col.candidates, col.eval_items = 6, 3, 4, 24
+    col.repairs, col.window, col.examples = 1, 2, "cot"
+    col.meta_agent.temperature, col.meta_agent.max_tokens = 1.0, 400
+    col.sandbox.pool_size = 8
+    t = r.train
+    t.batch_size, t.log_every = 8, 10
+    t.optim.lr, t.optim.warmup_steps = 1e-3, 5
+    t.data.max_len, t.data.min_bucket, t.data.keep_head, t.data.min_loss_cap = 1024, 1024, 128, 1024
+    t.checkpoint.interval = 30
+    t.mesh.devices = 1
+    c.rlao = r
+
+    s = _sibling("optimize").get_config()
+    s.unlock()
+    s.turns, s.candidates, s.eval_items, s.episodes = 4, 4, 48, 1
+    s.repairs, s.window, s.examples = 1, 2, "cot"
+    s.executor.max_concurrency = 256
+    s.meta_agent.temperature, s.meta_agent.max_tokens = 1.0, 400
+    s.sandbox.pool_size = 8
+    c.search = s
+
+    if preset == "small":
+        c.eval_seeds = 2
+        r.rounds, r.steps_per_round = 2, 8
+        col.episodes, col.turns, col.candidates, col.eval_items = 2, 2, 2, 8
+        s.turns, s.candidates, s.eval_items = 2, 2, 8
+    c.lock()
+    return c
