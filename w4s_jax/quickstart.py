@@ -40,7 +40,10 @@ class QuickstartError(RuntimeError):
 
 
 def check_prerequisites(cfg) -> None:
-    if "bwrap" in (cfg.rlao.collect.sandbox.mode, cfg.search.sandbox.mode) and shutil.which("bwrap") is None:
+    modes = [cfg.search.sandbox.mode] + [cfg[k].sandbox.mode for k in ("collect",) if k in cfg]
+    if "rlao" in cfg:
+        modes.append(cfg.rlao.collect.sandbox.mode)
+    if "bwrap" in modes and shutil.which("bwrap") is None:
         raise QuickstartError("bubblewrap is not installed; the workflows the meta-agent writes run only inside "
                               "its sandbox. Install it: `sudo apt-get install bubblewrap` (Debian/Ubuntu), "
                               "`sudo dnf install bubblewrap` (Fedora), then rerun the same command.")
