@@ -10,6 +10,7 @@ The config is locked: a mistyped key (`--config.optim.lrr=...`) is an error.
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 PRESETS = ("tiny", "qwen2.5-coder-7b-lora-1gpu", "qwen2.5-coder-7b-full-1gpu", "qwen2.5-coder-7b-tpu-v4-8")
 
@@ -35,7 +36,7 @@ def base() -> ml_collections.ConfigDict:
                                 # data.eval_path or data.eval_fraction
     c.export_hf = False         # also write <workdir>/hf with save_pretrained at the end
     c.progress = True
-    c.distributed = False       # jax.distributed.initialize() (multi-host TPU / GPU)
+    c.distributed = False       # several processes (hosts) as one run: jax.distributed with the dist.* keys
     c.peak_tflops = 0.0         # for MFU; 0 = from the device kind
 
     c.model = ml_collections.ConfigDict()
@@ -90,6 +91,16 @@ def base() -> ml_collections.ConfigDict:
                                 # every LoRA run writes its adapter to <workdir>/adapter
 
     c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, devices=0))  # devices: 0 = all
+
+    # Multi-host (distributed=True): every host runs the same command. Empty = JAX's auto-detection (Cloud TPU
+    # VMs, SLURM, Open MPI); elsewhere (several GPU hosts, the localhost simulation) set all three.
+    c.dist = ml_collections.ConfigDict()
+    c.dist.coordinator = ""     # host:port of process 0's coordination service, reachable from every host
+    c.dist.num_processes = config_dict.placeholder(int)   # None = detect
+    c.dist.process_id = config_dict.placeholder(int)      # None = detect; 0 runs the coordinator
+    c.dist.init_timeout_s = 300       # give up when not every process has joined by then
+    c.dist.heartbeat_timeout_s = 100  # a process silent this long (killed, machine lost) ends the run on all
+    c.dist.shutdown_timeout_s = 300   # how long a finished process waits for the others at exit
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval = 50

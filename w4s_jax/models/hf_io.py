@@ -19,7 +19,7 @@ from flax import nnx
 from w4s_jax.models.config import ConfigError, ModelConfig
 from w4s_jax.models.qwen2 import Qwen2
 from w4s_jax.models.safetensors_io import CheckpointError, SafetensorsFile, write_safetensors
-from w4s_jax.models.sharding import DEFAULT_RULES, ShardingRules
+from w4s_jax.models.sharding import DEFAULT_RULES, ShardingRules, host_array, sync_processes
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +179,17 @@ def save_pretrained(model: Qwen2, path: str | os.PathLike, *, max_shard_bytes: i
                     dtype=None) -> None:
     """Write `model` in the Hugging Face layout that transformers, vLLM and SGLang load.
 
-    Tensors are gathered to the host one at a time. Above `max_shard_bytes` the weights are split into
+    Tensors are gathered to the host one at a time (one layer's slice of a stacked parameter), so no host
+    ever holds more than one tensor beyond its own shards. Above `max_shard_bytes` the weights are split into
     model-0000k-of-0000n.safetensors files with a model.safetensors.index.json.
+
+    With parameters spread over several processes (multi-host), every process must call it: each tensor is
+    gathered collectively, in the same order everywhere, and process 0 writes the files.
     """
     path = os.fspath(path)
-    os.makedirs(path, exist_ok=True)
+    lead = jax.process_index() == 0
+    if lead:
+        os.makedirs(path, exist_ok=True)
     cfg = model.config
     out_dtype = np.dtype(model.param_dtype if dtype is None else dtype)
     if out_dtype not in _TORCH_DTYPE:
@@ -196,7 +202,7 @@ def save_pretrained(model: Qwen2, path: str | os.PathLike, *, max_shard_bytes: i
     def fetch(hf_name):
         _, key, layer, hf_shape, _, perm = by_name[hf_name]
         arr = state[key].get_value() if layer is None else state[key].get_value()[layer]
-        arr = np.asarray(jax.device_get(arr))
+        arr = host_array(arr)
         return arr.transpose(np.argsort(perm)).reshape(hf_shape).astype(out_dtype)
 
     # Greedy split into shards in checkpoint order.
@@ -210,10 +216,16 @@ def save_pretrained(model: Qwen2, path: str | os.PathLike, *, max_shard_bytes: i
         shards[-1].append(hf)
         size += nbytes
 
-    for stale in glob.glob(os.path.join(path, "model*.safetensors")) + glob.glob(os.path.join(path, INDEX_FILE)):
-        os.remove(stale)
     names = [SINGLE_FILE] if len(shards) == 1 else \
         [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    if not lead:  # take part in every gather, in the writer's order; process 0 writes
+        for shard in shards:
+            for n in shard:
+                fetch(n)
+        sync_processes("save_pretrained-done")
+        return
+    for stale in glob.glob(os.path.join(path, "model*.safetensors")) + glob.glob(os.path.join(path, INDEX_FILE)):
+        os.remove(stale)
     weight_map = {}
     for fn, shard in zip(names, shards):
         write_safetensors(os.path.join(path, fn), [(n, shapes[n], out_dtype) for n in shard], fetch)
@@ -227,6 +239,7 @@ def save_pretrained(model: Qwen2, path: str | os.PathLike, *, max_shard_bytes: i
                               ("eos_token_id", list(cfg.eos_token_id) if isinstance(cfg.eos_token_id, tuple)
                                else cfg.eos_token_id)) if v is not None}
     _write_json(os.path.join(path, "generation_config.json"), gen)
+    sync_processes("save_pretrained-done")  # no process goes on before the files are complete
 
 
 def _write_json(path: str, obj) -> None:

@@ -112,3 +112,21 @@ def state_shardings(state, sharding: ShardingRules):
         return v.replace(sharding.named(names, v.shape))
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def host_array(x) -> np.ndarray:
+    """A whole (possibly sharded) array as numpy. An array split over several processes (multi-host) is
+    gathered collectively: every process must then call this for the same arrays in the same order."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+
+def sync_processes(name: str) -> None:
+    """Every process reaches this point before any goes on (no-op in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)

@@ -6,7 +6,11 @@ a (preferred, rejected) pair occupying two consecutive rows); a batch holds `bat
 one of a bucket padded with masked-out rows so no data is dropped.
 
 The order is a pure function of (seed, epoch): batch k of the run is `plan(k // n) [k % n]`, so the data
-position in a checkpoint is a single integer.
+position in a checkpoint is a single integer, whatever the number of hosts.
+
+With several hosts, each builds the token arrays of its own rows of every global batch only (`rows=`), and
+the per-row numbers of the whole batch (`row_stats`: rewards, masks, token counts; no token arrays), which
+the objective's batch-wide weights and the static loss-buffer size need.
 """
 from __future__ import annotations
 
@@ -85,37 +89,73 @@ class BatchPlan:
     def batch(self, position: int) -> tuple[int, list[int]]:
         return self.epoch(position // self.batches_per_epoch)[position % self.batches_per_epoch]
 
-    def arrays(self, position: int) -> dict[str, np.ndarray]:
-        """The whole global batch at `position` as host arrays ([rows, length] / [rows])."""
+    @property
+    def rows(self) -> int:
+        """Rows of every global batch."""
+        return self.batch_size * self.rows_per_unit
+
+    def arrays(self, position: int, rows: slice | None = None) -> dict[str, np.ndarray]:
+        """The global batch at `position` as host arrays ([rows, length] / [rows]); with `rows`, only those
+        rows of it (one host's share)."""
         length, units = self.batch(position)
-        return assemble(self.examples, units, self.batch_size, length, self.rows_per_unit, self.units)
+        return assemble(self.examples, units, self.batch_size, length, self.rows_per_unit, self.units, rows=rows)
+
+    def row_stats(self, position: int) -> dict[str, np.ndarray]:
+        """Per-row numbers of the whole global batch at `position` (see `row_stats`)."""
+        return row_stats(self.examples, self.batch(position)[1], self.batch_size, self.rows_per_unit, self.units)
 
 
-def assemble(examples: Sequence[Example], units: list[int], batch_size: int, length: int, rows_per_unit: int,
-             unit_table: list[list[int]]) -> dict[str, np.ndarray]:
+def row_stats(examples: Sequence[Example], units: list[int], batch_size: int, rows_per_unit: int,
+              unit_table: list[list[int]]) -> dict[str, np.ndarray]:
+    """[rows] arrays of a batch without its tokens: the scalars the objective reads (reward, advantage,
+    ref_logprob, chosen, unit_mask) and each row's token and loss-token counts (padding rows: zeros)."""
     rows = batch_size * rows_per_unit
-    out = {
-        "input_ids": np.zeros((rows, length), np.int32),
-        "targets": np.zeros((rows, length), np.int32),
-        "loss_mask": np.zeros((rows, length), bool),
-        "attention_mask": np.zeros((rows, length), bool),
-        "reward": np.zeros((rows,), np.float32),
-        "advantage": np.zeros((rows,), np.float32),
-        "ref_logprob": np.zeros((rows,), np.float32),
-        "chosen": np.zeros((rows,), bool),
-        "unit_mask": np.zeros((rows,), bool),
-    }
+    out = {"reward": np.zeros((rows,), np.float32), "advantage": np.zeros((rows,), np.float32),
+           "ref_logprob": np.zeros((rows,), np.float32), "chosen": np.zeros((rows,), bool),
+           "unit_mask": np.zeros((rows,), bool), "tokens": np.zeros((rows,), np.int64),
+           "loss_tokens": np.zeros((rows,), np.int64)}
     for u, unit in enumerate(units):
         for j, i in enumerate(unit_table[unit]):
             r, e = u * rows_per_unit + j, examples[i]
+            out["reward"][r], out["advantage"][r] = e.reward, e.advantage
+            out["ref_logprob"][r], out["chosen"][r] = e.ref_logprob, e.chosen
+            out["unit_mask"][r] = True
+            out["tokens"][r], out["loss_tokens"][r] = len(e), int(e.loss_mask.sum())
+    return out
+
+
+TOKEN_KEYS = ("input_ids", "targets", "loss_mask", "attention_mask")
+SCALAR_KEYS = ("reward", "advantage", "ref_logprob", "chosen", "unit_mask")
+
+
+def assemble(examples: Sequence[Example], units: list[int], batch_size: int, length: int, rows_per_unit: int,
+             unit_table: list[list[int]], rows: slice | None = None) -> dict[str, np.ndarray]:
+    """Token arrays [rows, length] and the objective's per-row scalars [rows] of a batch of `units`; with
+    `rows` (a slice of the batch's rows), only those rows are built."""
+    total = batch_size * rows_per_unit
+    start, stop, _ = (rows or slice(None)).indices(total)
+    n_rows = max(stop - start, 0)
+    out = {
+        "input_ids": np.zeros((n_rows, length), np.int32),
+        "targets": np.zeros((n_rows, length), np.int32),
+        "loss_mask": np.zeros((n_rows, length), bool),
+        "attention_mask": np.zeros((n_rows, length), bool),
+    }
+    first, last = start // rows_per_unit, -(-stop // rows_per_unit)  # the units that own these rows
+    for u, unit in enumerate(units[first:last], start=first):
+        for j, i in enumerate(unit_table[unit]):
+            r, e = u * rows_per_unit + j - start, examples[i]
+            if not 0 <= r < n_rows:
+                continue
             n = len(e)
             out["input_ids"][r, :n] = e.ids
             out["targets"][r, : n - 1] = e.ids[1:]
             out["loss_mask"][r, :n] = e.loss_mask
             out["attention_mask"][r, :n] = True
-            out["reward"][r], out["advantage"][r] = e.reward, e.advantage
-            out["ref_logprob"][r], out["chosen"][r] = e.ref_logprob, e.chosen
-            out["unit_mask"][r] = True
+    stats = row_stats(examples, units[first:last], last - first, rows_per_unit, unit_table)
+    offset = start - first * rows_per_unit
+    for k in SCALAR_KEYS:
+        out[k] = stats[k][offset:offset + n_rows]
     return out
 
 

@@ -6,6 +6,10 @@ Orbax finalises a step only when it is complete (an interrupted save leaves a te
 never listed). Once a step is final, a manifest of SHA-256 digests of its files is written beside it; at
 restore a step whose files do not match is moved aside to `<workdir>/corrupt_checkpoints/` and the
 previous good step is used.
+
+With several hosts every process calls `save` and `restore_latest` (each writes and reads the shards of
+its own devices; process 0 finalises steps and writes the manifests). Arrays are stored with their global
+shapes, so a step saved by N processes restores onto M processes and any mesh.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import time
 
 import jax
 import orbax.checkpoint as ocp
+
+from w4s_jax.train.distributed import sync
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +151,13 @@ class Checkpointer:
     def _quarantine(self, step: int) -> None:
         log.error("checkpoint step %d in %s failed its checksum manifest (corrupted); moving it aside and "
                   "using the previous good step", step, self.directory)
+        sync(f"quarantine-{step}-checked")  # every host has looked at the step before it moves
         if jax.process_index() == 0:
             dest = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints",
                                 f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             shutil.move(self._step_dir(step), dest)
+        sync(f"quarantine-{step}-moved")  # and no host lists the steps again before it has
         self.manager.close()
         self._open()
 

@@ -19,9 +19,9 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from w4s_jax.models import target_logprobs
 from w4s_jax.models.sharding import ShardingRules
-from w4s_jax.train.batches import BatchPlan, assemble, loss_token_cap
+from w4s_jax.train.batches import BatchPlan, assemble, loss_token_cap, row_stats
 from w4s_jax.train.data import Example
-from w4s_jax.train.step import device_arrays, even_chunk
+from w4s_jax.train.step import device_arrays, even_chunk, local_rows
 
 MAX_DISCRETE_BUCKETS = 8
 
@@ -40,12 +40,11 @@ class HeldOut:
     """Held-out examples in fixed batches; `evaluate(training, trainable, frozen)` -> {"eval/...": value}."""
 
     def __init__(self, examples: list[Example], objective, *, rows: int, max_len: int, min_bucket: int,
-                 min_loss_cap: int, chunk_size: int, rules: ShardingRules, process_index: int = 0,
-                 process_count: int = 1):
+                 min_loss_cap: int, chunk_size: int, rules: ShardingRules):
         if not examples:
             raise ValueError("no held-out examples")
         self.examples = examples
-        self.rules, self.pid, self.pcount = rules, process_index, process_count
+        self.rules, self.rows = rules, rows
         self.chunk_size = chunk_size
         unit_mask = np.ones(len(examples), bool)
         self.weights = np.asarray(objective.weights({
@@ -55,14 +54,17 @@ class HeldOut:
         self.bucket_names, self.bucket_of = reward_buckets(np.array([e.reward for e in examples]))
         self.bucket_sizes = dict(zip(self.bucket_names, np.bincount(self.bucket_of, minlength=len(self.bucket_names))))
         plan = BatchPlan(examples, batch_size=rows, max_len=max_len, seed=0, min_bucket=min_bucket)
-        self.batches = []  # (example indices, host arrays, static loss-token cap), one cap per length bucket
+        mine = local_rows(rules, rows)  # each host keeps only its rows of every batch
+        # (example indices, this host's arrays, loss tokens per row of the whole batch, static loss-token cap);
+        # one cap per length bucket
+        self.batches = []
         for length, units in sorted(plan.by_bucket.items()):
             chunks = [units[i:i + rows] for i in range(0, len(units), rows)]
-            hosts = [assemble(examples, c, rows, length, 1, plan.units) for c in chunks]
-            cap = loss_token_cap(max(int(h["loss_mask"].sum()) for h in hosts), limit=rows * length,
-                                 minimum=min_loss_cap)
-            self.batches += [(c, {k: h[k] for k in ("input_ids", "targets", "loss_mask")}, cap)
-                             for c, h in zip(chunks, hosts)]
+            counts = [row_stats(examples, c, rows, 1, plan.units)["loss_tokens"] for c in chunks]
+            cap = loss_token_cap(max(int(n.sum()) for n in counts), limit=rows * length, minimum=min_loss_cap)
+            for c, n in zip(chunks, counts):
+                h = assemble(examples, c, rows, length, 1, plan.units, rows=mine)
+                self.batches.append((c, {k: h[k] for k in ("input_ids", "targets", "loss_mask")}, n, cap))
         replicated = NamedSharding(rules.mesh, PartitionSpec())
         self._sums = jax.jit(self._row_sums, static_argnames=("training", "max_tokens"), out_shardings=replicated)
 
@@ -75,10 +77,10 @@ class HeldOut:
     def example_nll(self, training, trainable, frozen) -> np.ndarray:
         """Mean NLL over its action tokens, per held-out example."""
         nll = np.zeros(len(self.examples))
-        for units, host, cap in self.batches:
-            batch = device_arrays(host, self.rules, self.pid, self.pcount)
+        for units, host, loss_tokens, cap in self.batches:
+            batch = device_arrays(host, self.rules, self.rows)
             sums = np.asarray(jax.device_get(self._sums(trainable, frozen, batch, training=training, max_tokens=cap)))
-            counts = np.maximum(host["loss_mask"].sum(-1), 1)
+            counts = np.maximum(loss_tokens, 1)
             for r, u in enumerate(units):
                 nll[u] = -sums[r] / counts[r]
         return nll

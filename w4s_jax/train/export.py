@@ -24,6 +24,7 @@ from w4s_jax.models import ModelConfig
 from w4s_jax.models.build import init_model
 from w4s_jax.models.safetensors_io import CheckpointError
 from w4s_jax.models.sharding import DEFAULT_RULES, ShardingRules, state_shardings
+from w4s_jax.train.distributed import sync
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,6 @@ def _save_tokenizer(tokenizer, dst: str) -> bool:
     return True
 
 
-def _sync(name: str) -> None:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
 def export_policy(model, path: str, *, step: int, tokenizer=None) -> str:
     """Write the model's parameters, config and tokenizer to `path`, atomically (a temporary sibling renamed
     into place; an older export at `path` is replaced). `tokenizer` is a tokenizer object or a directory
@@ -96,7 +90,7 @@ def export_policy(model, path: str, *, step: int, tokenizer=None) -> str:
         os.makedirs(parent, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)  # left by a crash in the middle of an earlier export
         os.makedirs(tmp)
-    _sync(f"export-{name}-start")
+    sync(f"export-{name}-start")
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     with ocp.StandardCheckpointer() as ckpt:
         ckpt.save(os.path.join(tmp, "params"), params, force=True)
@@ -116,7 +110,7 @@ def export_policy(model, path: str, *, step: int, tokenizer=None) -> str:
         os.rename(tmp, path)
         if old:
             shutil.rmtree(old, ignore_errors=True)
-    _sync(f"export-{name}-done")
+    sync(f"export-{name}-done")
     return path
 
 

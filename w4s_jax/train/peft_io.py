@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from w4s_jax.models.hf_io import _layer_map
+from w4s_jax.models.sharding import host_array, sync_processes
 from w4s_jax.train.lora import INPUT_DIMS, lora_shapes
 
 CONFIG_FILE = "adapter_config.json"
@@ -44,14 +45,6 @@ def _module_paths(model_config) -> dict[str, str]:
     return {t: layer_map[t][0].removesuffix(".weight") for t in INPUT_DIMS}
 
 
-def _to_host(x) -> np.ndarray:
-    if jax.process_count() > 1 and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        x = multihost_utils.process_allgather(x, tiled=True)
-    return np.asarray(jax.device_get(x), np.float32)
-
-
 def save_adapter(path: str, factors: dict, model_config, *, rank: int, alpha: float, base_model: str = "") -> str:
     """Write `factors` (target -> {"a", "b"}) as a PEFT LoRA adapter directory; returns its path.
     Every process must call it (factors may be split over hosts); process 0 writes."""
@@ -60,12 +53,13 @@ def save_adapter(path: str, factors: dict, model_config, *, rank: int, alpha: fl
     paths = _module_paths(model_config)
     tensors = {}
     for t in sorted(factors):
-        a, b = _to_host(factors[t]["a"]), _to_host(factors[t]["b"])
+        a, b = (host_array(factors[t][k]).astype(np.float32) for k in ("a", "b"))
         for i in range(a.shape[0]):
             name = f"{_PREFIX}.{i}.{paths[t]}"
             tensors[f"{name}.lora_A.weight"] = np.ascontiguousarray(a[i].reshape(-1, rank).T)
             tensors[f"{name}.lora_B.weight"] = np.ascontiguousarray(b[i].reshape(rank, -1).T)
     if jax.process_index() != 0:
+        sync_processes("save_adapter-done")
         return path
     config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model or None,
@@ -84,6 +78,7 @@ def save_adapter(path: str, factors: dict, model_config, *, rank: int, alpha: fl
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, os.path.join(path, CONFIG_FILE))
+    sync_processes("save_adapter-done")  # no process goes on before the files are complete
     return path
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from w4s_jax.models import REMAT_POLICIES, ConfigError, get_preset, init_model, load_pretrained, make_mesh
 from w4s_jax.models.sharding import DEFAULT_RULES
-from w4s_jax.train import objectives
+from w4s_jax.train import distributed, objectives
 from w4s_jax.train.data import LOSS_ON, TRUNCATE, examples_from_records, preference_pairs, split_by_episode
 from w4s_jax.train.lora import INPUT_DIMS
 from w4s_jax.trajectories import read_trajectories
@@ -101,7 +101,7 @@ def build_tokenizer(cfg):
     if cfg.data.synthetic:
         from w4s_jax.train.synthetic import build_tiny_tokenizer
 
-        return build_tiny_tokenizer(os.path.join(cfg.workdir, "tokenizer"))
+        return build_tiny_tokenizer(os.path.join(cfg.workdir, "tokenizer"), save=jax.process_index() == 0)
     raise ConfigError("config tokenizer.path: no tokenizer (set tokenizer.path or model.path)")
 
 
@@ -113,6 +113,7 @@ def data_path(cfg) -> str:
     path = os.path.join(cfg.workdir, "synthetic_trajectories.jsonl")
     if jax.process_index() == 0 and not os.path.exists(path):
         write_synthetic_trajectories(path, seed=cfg.seed)
+    distributed.sync("synthetic-trajectories")  # the other hosts read what process 0 wrote
     return path
 
 

@@ -18,6 +18,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from w4s_jax.models import target_logprobs
 from w4s_jax.models.sharding import ShardingRules
+from w4s_jax.train.batches import SCALAR_KEYS, TOKEN_KEYS
 from w4s_jax.train.objectives import add_weights, batch_loss
 
 
@@ -51,8 +52,14 @@ def even_chunk(max_tokens: int, chunk_size: int) -> int:
 
 def micro_loss_counts(batch: dict[str, np.ndarray], accum: int, rows_per_unit: int) -> int:
     """Largest number of loss tokens in any micro-batch (host side, for the static buffer size)."""
-    m = np.asarray(microbatches(batch["loss_mask"], accum, rows_per_unit))
-    return int(m.reshape(accum, -1).sum(-1).max())
+    return micro_loss_max(batch["loss_mask"].sum(-1), accum, rows_per_unit)
+
+
+def micro_loss_max(row_loss_tokens: np.ndarray, accum: int, rows_per_unit: int) -> int:
+    """The same from the global batch's per-row loss-token counts (`BatchPlan.row_stats`), which every host
+    knows without building the other hosts' rows: micro-batch a holds units a, a + accum, a + 2 accum, ..."""
+    per_unit_slot = np.asarray(row_loss_tokens).reshape(-1, accum, rows_per_unit).sum(axis=(0, 2))
+    return int(per_unit_slot.max())
 
 
 def loss(spec: StepSpec, trainable, frozen, batch: dict, max_tokens: int):
@@ -115,25 +122,46 @@ def make_train_step(spec: StepSpec, tx: optax.GradientTransformation, *, state_s
     return jax.jit(step, static_argnames=("max_tokens",), donate_argnums=(0,), **kw)
 
 
-def device_arrays(host: dict[str, np.ndarray], rules: ShardingRules, process_index: int = 0,
-                  process_count: int = 1) -> dict[str, jax.Array]:
-    """Global host arrays ([rows, length] / [rows]) -> this host's rows placed as global arrays sharded
-    over the batch axes."""
-    from w4s_jax.train.batches import host_slice
+def local_rows(rules: ShardingRules, rows: int) -> slice:
+    """The rows of a [rows, ...] batch that this process's devices hold under the batch sharding: what this
+    host builds and feeds. All of them in one process, or where the batch is not split over hosts."""
+    sharding = rules.named(("batch",), (rows,))
+    spans = {idx[0].indices(rows)[:2] for idx in sharding.addressable_devices_indices_map((rows,)).values()}
+    start, stop = min(a for a, _ in spans), max(b for _, b in spans)
+    if sum(b - a for a, b in spans) != stop - start:
+        raise ValueError(f"this host's devices hold rows {sorted(spans)} of the batch, not one contiguous block; "
+                         f"order the mesh's devices by host")
+    return slice(start, stop)
 
-    local = host_slice(host, process_index, process_count)
+
+def device_arrays(local: dict[str, np.ndarray], rules: ShardingRules, rows: int) -> dict[str, jax.Array]:
+    """This host's rows `local_rows(rules, rows)` of a [rows, ...] batch -> global arrays sharded over the batch
+    axes (each host passes only its own rows)."""
     out = {}
     for k, v in local.items():
+        shape = (rows, *v.shape[1:])
         names = ("batch", "length") if v.ndim == 2 else ("batch",)
-        out[k] = jax.make_array_from_process_local_data(rules.named(names, host[k].shape), v, host[k].shape)
+        out[k] = jax.make_array_from_process_local_data(rules.named(names, shape), v, shape)
     return out
 
 
 def device_batch(host_batch: dict[str, np.ndarray], rules: ShardingRules, objective,
-                 process_index: int = 0, process_count: int = 1) -> dict[str, jax.Array]:
-    """Global host batch -> objective weights -> this host's rows placed as one global sharded array."""
-    full = add_weights(objective, host_batch)
-    num_units = full.pop("num_units")
-    out = device_arrays(full, rules, process_index, process_count)
+                 stats: dict[str, np.ndarray] | None = None) -> dict[str, jax.Array]:
+    """Host batch -> objective weights -> one global array per key, sharded over the batch axes.
+
+    `host_batch` is the whole batch (every host takes its own rows of it), or, with `stats`
+    (`BatchPlan.row_stats` of the whole batch), only this host's rows `local_rows(rules, rows)`: the weights
+    depend on the whole batch (self-normalisation, the unit count), the tokens only on the host's rows."""
+    whole = stats is None
+    weighted = add_weights(objective, {k: (host_batch if whole else stats)[k] for k in SCALAR_KEYS})
+    num_units = weighted.pop("num_units")
+    rows = len(weighted["unit_mask"])
+    mine = local_rows(rules, rows)
+    local = {k: v[mine] for k, v in weighted.items()}
+    for k in TOKEN_KEYS:
+        local[k] = host_batch[k][mine] if whole else host_batch[k]
+        if len(local[k]) != mine.stop - mine.start:
+            raise ValueError(f"batch key {k!r}: {len(local[k])} rows, this host holds rows {mine.start}:{mine.stop}")
+    out = device_arrays(local, rules, rows)
     out["num_units"] = jax.device_put(jnp.float32(num_units), NamedSharding(rules.mesh, PartitionSpec()))
     return out

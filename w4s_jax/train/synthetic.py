@@ -38,8 +38,9 @@ def _corpus() -> list[str]:
     return text * 20
 
 
-def build_tiny_tokenizer(path: str, vocab_size: int = 400):
-    """Train and save (to `path`) a byte-level BPE tokenizer with a ChatML template; returns it."""
+def build_tiny_tokenizer(path: str, vocab_size: int = 400, save: bool = True):
+    """Train and save (to `path`, unless `save` is False) a byte-level BPE tokenizer with a ChatML template;
+    returns it. Training is deterministic, so every host of a run builds the same one (one of them saves)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -52,8 +53,9 @@ def build_tiny_tokenizer(path: str, vocab_size: int = 400):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
     fast.chat_template = CHATML_TEMPLATE
-    os.makedirs(path, exist_ok=True)
-    fast.save_pretrained(path)
+    if save:
+        os.makedirs(path, exist_ok=True)
+        fast.save_pretrained(path)
     return fast
 
 

@@ -4,6 +4,11 @@ checkpoint, export the policy. `train(config)` is what `launch/train.py` runs.
 A rerun with the same workdir resumes exactly (params, optimizer state, step and data position come from
 the checkpoint). SIGTERM (a TPU preemption) or `stop_after` ends the run after the current step with
 a checkpoint.
+
+With `distributed=True` every host runs this same function (see distributed.py): each builds and feeds only
+its own rows of every global batch, checkpoints and exports are written by all hosts together, metrics,
+TensorBoard and the progress bar come from process 0, and an error on one host ends the run on all. A
+checkpoint restores onto any number of hosts and devices (the data position is a global batch index).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from w4s_jax.models.sharding import DEFAULT_RULES, ShardingRules
-from w4s_jax.train import objectives, setup, trainable
+from w4s_jax.train import distributed, objectives, setup, trainable
 from w4s_jax.train import step as step_lib
 from w4s_jax.train.batches import BatchPlan, assemble, loss_token_cap
 from w4s_jax.train.checkpointing import Checkpointer
@@ -68,14 +73,15 @@ def reference_logprobs(model, examples, *, batch_size: int, max_len: int, min_bu
     from w4s_jax.models import target_logprobs
 
     fn = jax.jit(lambda m, ids, tgt, mask: (target_logprobs(m, ids, tgt, mask, chunk_size=chunk_size)
-                                            * mask).sum(-1))
+                                            * mask).sum(-1), out_shardings=NamedSharding(rules.mesh, PartitionSpec()))
     plan = BatchPlan(examples, batch_size=batch_size, max_len=max_len, seed=0, min_bucket=min_bucket)
+    mine = step_lib.local_rows(rules, batch_size)
     for length, units in sorted(plan.by_bucket.items()):
         for i in range(0, len(units), batch_size):
             chunk = units[i:i + batch_size]
-            b = assemble(examples, chunk, batch_size, length, 1, plan.units)
-            put = lambda x: jax.device_put(x, rules.named(("batch", "length"), x.shape))
-            lp = np.asarray(fn(model, put(b["input_ids"]), put(b["targets"]), put(b["loss_mask"])))
+            b = assemble(examples, chunk, batch_size, length, 1, plan.units, rows=mine)
+            d = step_lib.device_arrays({k: b[k] for k in ("input_ids", "targets", "loss_mask")}, rules, batch_size)
+            lp = np.asarray(fn(model, d["input_ids"], d["targets"], d["loss_mask"]))
             for r, u in enumerate(chunk):
                 examples[u].ref_logprob = float(lp[r])
 
@@ -105,10 +111,20 @@ def _write_run_config(cfg) -> None:
 
 
 def train(cfg) -> dict:
-    """Run (or resume) training as configured; returns a summary {step, metrics, preempted, data, ...}."""
-    setup.validate_config(cfg)
+    """Run (or resume) training as configured; returns a summary {step, metrics, preempted, data, ...}.
+    With `distributed=True`, every process of the run calls it; an exception in one is reported to the
+    others (which then end) before it propagates."""
     if cfg.distributed:
-        jax.distributed.initialize()
+        distributed.initialize(cfg.dist)
+    try:
+        return _train(cfg)
+    except BaseException as e:
+        distributed.report_failure(e)
+        raise
+
+
+def _train(cfg) -> dict:
+    setup.validate_config(cfg)
     _write_run_config(cfg)
     pid, pcount = jax.process_index(), jax.process_count()
     mesh = setup.build_mesh(cfg)
@@ -162,7 +178,7 @@ def train(cfg) -> dict:
     if data.held_out:
         held_out = HeldOut(data.held_out, objective, rows=micro_rows, max_len=cfg.data.max_len,
                            min_bucket=cfg.data.min_bucket, min_loss_cap=cfg.data.min_loss_cap,
-                           chunk_size=cfg.chunk_size, rules=rules, process_index=pid, process_count=pcount)
+                           chunk_size=cfg.chunk_size, rules=rules)
         log.info("held-out evaluation: %s", held_out.describe())
     peak = peak_flops(override_tflops=cfg.peak_tflops)
     n_devices = jax.device_count()
@@ -188,17 +204,22 @@ def train(cfg) -> dict:
     preempted = False
     window = {"t": time.perf_counter(), "tokens": 0.0, "flops": 0.0}
     saved_at = step if restored is not None else None
+    my_rows = step_lib.local_rows(rules, plan.rows)  # this host's rows of every global batch
+    if pcount > 1:
+        log.info("process %d of %d feeds rows %d:%d of each %d-row batch", pid, pcount, my_rows.start,
+                 my_rows.stop, plan.rows)
     with _Preemption() as preemption:
         while step < end:
-            host = plan.arrays(position)
+            stats = plan.row_stats(position)  # the whole batch's per-row numbers; tokens of my rows only:
+            host = plan.arrays(position, rows=my_rows)
             length = host["input_ids"].shape[1]
-            cap = loss_token_cap(step_lib.micro_loss_counts(host, cfg.accum_steps, rows_per_unit),
+            cap = loss_token_cap(step_lib.micro_loss_max(stats["loss_tokens"], cfg.accum_steps, rows_per_unit),
                                  limit=micro_rows * length, minimum=cfg.data.min_loss_cap)
-            batch = step_lib.device_batch(host, rules, objective, pid, pcount)
+            batch = step_lib.device_batch(host, rules, objective, stats=stats)
             state, metrics = train_step(state, frozen, batch, max_tokens=cap)
             position += 1
             step += 1
-            tokens, loss_tokens = float(host["attention_mask"].sum()), float(host["loss_mask"].sum())
+            tokens, loss_tokens = float(stats["tokens"].sum()), float(stats["loss_tokens"].sum())
             window["tokens"] += tokens
             window["flops"] += step_flops(model_config, tokens=tokens, loss_tokens=loss_tokens, seq_len=length,
                                           lora=training.lora)
@@ -241,8 +262,9 @@ def train(cfg) -> dict:
         if cfg.export_hf:
             from w4s_jax.models import save_pretrained
 
-            save_pretrained(final, os.path.join(cfg.workdir, "hf"))
+            save_pretrained(final, os.path.join(cfg.workdir, "hf"))  # every host takes part, process 0 writes
             if pid == 0:  # what transformers and vLLM need to serve it
                 tokenizer.save_pretrained(os.path.join(cfg.workdir, "hf"))
+            distributed.sync("hf-tokenizer")
     return {"step": step, "metrics": last_metrics, "preempted": preempted, "data": data.report,
             "sharded_fraction": sharded, "adapter": adapter}
