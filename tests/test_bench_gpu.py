@@ -16,6 +16,7 @@ from w4s_jax.bench.isolated import run_isolated
 pytestmark = pytest.mark.timeout(600)
 
 
+@pytest.mark.slow
 def test_tiny_run_has_every_figure(tmp_path):
     res = run_bench(gpu.main, "bench_gpu", "tiny", tmp_path)
     assert res["complete"], res["sections"]

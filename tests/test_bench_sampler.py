@@ -1,9 +1,12 @@
 """launch/bench_sampler.py on the tiny model (configs/bench_sampler.py:tiny): figures that can fail. (Its
 accelerator mode against the roofline: tests/test_bench_gpu.py.)"""
+import pytest
+
 from bench_support import run_bench
 from w4s_jax.bench import sampler
 
 
+@pytest.mark.slow
 def test_reference_mode_beats_transformers_generate(tmp_path):
     res = run_bench(sampler.main, "bench_sampler", "tiny", tmp_path, reps=2)
     assert res["config"]["preset"] == "tiny" and res["n"] == 5 and res["new_tokens"] == 16
