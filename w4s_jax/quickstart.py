@@ -35,7 +35,7 @@ from .sim.process import ServerProcess
 LABELS = ("untrained", "trained")
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(ValueError):
     """A prerequisite is missing; the message says how to get it."""
 
 

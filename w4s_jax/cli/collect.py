@@ -11,31 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging as pylogging
 
-from absl import app, logging
-
-from .common import define_config, fail, run as run_main
+from .common import define_config, run as run_main, run_job
 
 _CONFIG = define_config("collect")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from w4s_jax.rollout.service import CollectionError, collect
-    from w4s_jax.trajectories import TrajectoryError
-
-    logging.set_verbosity(logging.WARNING)
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    try:
-        summary = asyncio.run(collect(_CONFIG.value))
-    except CollectionError as e:
-        fail(str(e), status=3)
-    except (ValueError, KeyError, TrajectoryError) as e:
-        fail(str(e).strip("'\""))
-    print(json.dumps({k: summary[k] for k in ("run_id", "records", "episodes", "per_turn", "trajectory_usage")},
+def show(out) -> None:
+    print(json.dumps({k: out[k] for k in ("run_id", "records", "episodes", "per_turn", "trajectory_usage")},
                      default=str))
+
+
+def main(argv):
+    from w4s_jax.rollout.service import CollectionError, collect
+
+    run_job(argv, lambda: asyncio.run(collect(_CONFIG.value)), show, stopped=(CollectionError,))
 
 
 def run(argv=None):

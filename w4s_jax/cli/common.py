@@ -48,3 +48,27 @@ def fail(message: str, status: int = 2):
 
 def run(main, argv=None) -> None:
     app.run(main, argv=argv, flags_parser=parse_flags)
+
+
+def run_job(argv, job, show, *, stopped: tuple = ()) -> None:
+    """The body of a launch script's main: run `job()` with the libraries' logs quiet and `show(result)`.
+
+    Bad input (a ValueError or KeyError raised by the job: unknown task, bad config value, malformed file)
+    is one line on stderr and exit status 2; an exception in `stopped` (a run that ended early with
+    everything finished kept on disk: budget spent, API down) is one line and status 3.
+    """
+    import logging as pylogging
+
+    from absl import logging
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
+    try:
+        result = job()
+    except stopped as e:
+        fail(str(e), status=3)
+    except (ValueError, KeyError) as e:
+        fail(str(e).strip("'\""))
+    show(result)

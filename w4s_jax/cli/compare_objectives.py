@@ -9,32 +9,24 @@ trajectories, each trained meta-agent searching the same held-out tasks over see
 from __future__ import annotations
 
 import json
-import logging as pylogging
 
-from absl import app, logging
-
-from .common import define_config, fail, run as run_main
+from .common import define_config, run as run_main, run_job
 
 _CONFIG = define_config("compare_objectives")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from w4s_jax.compare import compare_objectives, table
-    from w4s_jax.quickstart import QuickstartError
-    from w4s_jax.rollout.service import CollectionError
+def show(out) -> None:
+    from w4s_jax.quickstart import table
 
-    logging.set_verbosity(logging.WARNING)
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    try:
-        out = compare_objectives(_CONFIG.value)
-    except (QuickstartError, ValueError, KeyError) as e:
-        fail(str(e).strip("'\""))
-    except CollectionError as e:
-        fail(str(e), status=3)
     print(table(out["objectives"]))
     print(json.dumps(out, default=str))
+
+
+def main(argv):
+    from w4s_jax.compare import compare_objectives
+    from w4s_jax.rollout.service import CollectionError
+
+    run_job(argv, lambda: compare_objectives(_CONFIG.value), show, stopped=(CollectionError,))
 
 
 def run(argv=None):

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging as pylogging
 
-from absl import app, logging
-
-from .common import define_config, fail, run as run_main
+from .common import define_config, run as run_main, run_job
 
 _CONFIG = define_config("optimize")
 
@@ -31,23 +28,16 @@ def table(summary: dict) -> str:
     return "\n".join(rows)
 
 
+def show(out) -> None:
+    print(table(out))
+    print(json.dumps(out, default=str))
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from w4s_jax.rollout.optimize import optimize
     from w4s_jax.rollout.service import CollectionError
-    from w4s_jax.trajectories import TrajectoryError
 
-    logging.set_verbosity(logging.WARNING)
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    try:
-        summary = asyncio.run(optimize(_CONFIG.value))
-    except CollectionError as e:
-        fail(str(e), status=3)
-    except (ValueError, KeyError, TrajectoryError) as e:
-        fail(str(e).strip("'\""))
-    print(table(summary))
-    print(json.dumps(summary, default=str))
+    run_job(argv, lambda: asyncio.run(optimize(_CONFIG.value)), show, stopped=(CollectionError,))
 
 
 def run(argv=None):

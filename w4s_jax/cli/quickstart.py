@@ -8,38 +8,30 @@ Bad input or a missing prerequisite: one line on stderr, status 2.
 from __future__ import annotations
 
 import json
-import logging as pylogging
 
-from absl import app, logging
-
-from .common import define_config, fail, run as run_main
+from .common import define_config, run as run_main, run_job
 
 _CONFIG = define_config("quickstart")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from w4s_jax.quickstart import QuickstartError, quickstart, table
-    from w4s_jax.rollout.service import CollectionError
+def show(out) -> None:
+    from w4s_jax.quickstart import table
 
-    logging.set_verbosity(logging.WARNING)
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    try:
-        out = quickstart(_CONFIG.value)
-    except (QuickstartError, ValueError, KeyError) as e:
-        fail(str(e).strip("'\""))
-    except CollectionError as e:
-        fail(str(e), status=3)
     summary, report = out["summary"], out["report"]
     print(table(summary))
-    mix = report["technique_mix"]
-    for label in mix:
-        top = sorted(mix[label]["fractions"].items(), key=lambda kv: -kv[1])[:8]
-        print(f"technique mix ({label}, {mix[label]['workflows']} chosen workflows): "
+    for label, mix in report["technique_mix"].items():
+        top = sorted(mix["fractions"].items(), key=lambda kv: -kv[1])[:8]
+        print(f"technique mix ({label}, {mix['workflows']} chosen workflows): "
               + ", ".join(f"{k} {v:.2f}" for k, v in top))
     print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items() if isinstance(v, float)))
     print(json.dumps({"summary": summary}, default=str))
+
+
+def main(argv):
+    from w4s_jax.rollout.service import CollectionError
+    from w4s_jax.quickstart import quickstart
+
+    run_job(argv, lambda: quickstart(_CONFIG.value), show, stopped=(CollectionError,))
 
 
 def run(argv=None):

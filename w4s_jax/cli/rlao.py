@@ -8,31 +8,21 @@ Writes <workdir>/rlao_summary.json, rlao.png and tb/; see w4s_jax/rlao.py for th
 from __future__ import annotations
 
 import json
-import logging as pylogging
 
-from absl import app, logging
-
-from .common import define_config, fail, run as run_main
+from .common import define_config, run as run_main, run_job
 
 _CONFIG = define_config("rlao")
 
 
+def show(out) -> None:
+    print(json.dumps(out, default=str))
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from w4s_jax.rlao import rlao
     from w4s_jax.rollout.service import CollectionError
-    from w4s_jax.trajectories import TrajectoryError
 
-    logging.set_verbosity(logging.WARNING)
-    pylogging.getLogger("absl").setLevel(pylogging.WARNING)
-    try:
-        out = rlao(_CONFIG.value)
-    except CollectionError as e:
-        fail(str(e), status=3)
-    except (ValueError, KeyError, TrajectoryError) as e:
-        fail(str(e).strip("'\""))
-    print(json.dumps(out, default=str))
+    run_job(argv, lambda: rlao(_CONFIG.value), show, stopped=(CollectionError,))
 
 
 def run(argv=None):
