@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 class _Pending:
     req: ChatRequest
     future: asyncio.Future
-    arrived: float
 
 
 class Engine:
@@ -50,7 +49,7 @@ class Engine:
                       "batch_requests": collections.deque(maxlen=256)}  # requests per sampler call, latest
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="serve-sampler")
         self._queue: collections.deque[_Pending] = collections.deque()
-        self._arrived: asyncio.Event | None = None
+        self._arrived = asyncio.Event()  # set when a request is queued (binds to the loop on first use)
 
     # ----- called from the event loop
     async def submit(self, req: ChatRequest) -> dict:
@@ -58,14 +57,13 @@ class Engine:
         if req.n > self.max_batch:
             raise RequestError(f"n={req.n} exceeds this server's --max_batch={self.max_batch}", "n")
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(req, fut, time.perf_counter()))
+        self._queue.append(_Pending(req, fut))
         self.stats["requests"] += 1
         self._arrived.set()
         return await fut
 
     async def run(self) -> None:
         """The batcher: runs until cancelled."""
-        self._arrived = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
             while True:
