@@ -14,6 +14,7 @@ import pytest
 from serve_support import make_checkpoint, tokenizer
 from w4s_jax.models import load_pretrained
 from w4s_jax.serve import PolicyServer, ServeError, parse_mesh
+from w4s_jax.serve import main as serve_main
 from w4s_jax.train.export import export_policy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,13 +121,16 @@ def _cli(*args, **kw):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+def test_command_line_bad_input_is_one_line_and_status_2(layouts, capsys):
+    root = layouts[0]
+    with pytest.raises(SystemExit) as exit_:
+        serve_main(["--model", str(root / "absent")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: --model {root / 'absent'}: no such directory"
+
+
 def test_command_line_listens_and_exits_when_stdin_closes(layouts):
     root, hf, export = layouts
-    bad = _cli("--model", str(root / "absent"))
-    _, err = bad.communicate(timeout=120)
-    assert bad.returncode == 2
-    assert err.strip().splitlines()[-1] == f"error: --model {root / 'absent'}: no such directory"
-
     proc = _cli(f"--model={export.parent.parent}", "--port=0")
     try:
         line = proc.stdout.readline()
