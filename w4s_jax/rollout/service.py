@@ -259,6 +259,12 @@ async def collect(cfg) -> dict:
     run_id = check_resume(cfg, workdir)
     path = trajectory_path(workdir, shard)
     writer = TrajectoryWriter(path)
+    summary_path = os.path.join(workdir, "summary.json")
+    if os.path.exists(summary_path) and all(len(rebuild_history(writer.existing, s.episode_id)) >= cfg.turns
+                                            for s in specs):
+        writer.close()   # a finished run: nothing to start (no policy server, no sandboxes)
+        with open(summary_path) as f:
+            return json.load(f)
     executor = make_executor(cfg, workdir)
     meta_agent = make_meta_agent(cfg, workdir)
     write_run_info(cfg, workdir, run_id=run_id, tasks=tasks, env_items=env_items, executor=executor,
