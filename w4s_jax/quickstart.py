@@ -118,7 +118,7 @@ def _mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def technique_mix(codes: list[str | None]) -> dict:
-    from .metaagent.space import describe
+    from .metaagent.describe import describe
 
     counts: Counter = Counter()
     n = 0
