@@ -91,8 +91,16 @@ def _start_watcher() -> None:
     t = threading.Thread(target=_watch, name="w4s-failure-watcher", daemon=True)
     _state["watcher"] = t
     t.start()
-    # atexit runs last-registered first: the watcher stops before JAX's own shutdown closes the client
-    atexit.register(_state["stop"].set)
+    # atexit runs last-registered first: the watcher ends before JAX's own shutdown closes the client (a
+    # daemon thread still inside a client call when the interpreter finalises aborts the process)
+    atexit.register(_stop_watcher)
+
+
+def _stop_watcher() -> None:
+    _state["stop"].set()
+    t = _state["watcher"]
+    if t is not None and t is not threading.current_thread():
+        t.join(timeout=2 * POLL_MS / 1000)
 
 
 def _watch() -> None:
