@@ -163,7 +163,9 @@ def test_killed_process_ends_the_other_and_the_run_resumes_in_one(tmp_path, mode
         raise AssertionError(f"process 0 still running {HEARTBEAT_S + 60} s after process 1 was killed")
     waited = time.monotonic() - killed_at
     (rc, _, err), = _finish(procs[:1])
-    assert rc != 0 and "unhealthy" in err, err[-3000:]  # JAX's coordination service names the lost process
+    # JAX's coordination service names the lost process once its heartbeats stop; or a collective failed
+    # first and process 0 says so
+    assert rc != 0 and ("unhealthy" in err or "another process of the run may have stopped" in err), err[-3000:]
     print(f"process 0 ended {waited:.1f} s after process 1 was killed (heartbeat timeout {HEARTBEAT_S} s)")
     assert [m["step"] for m in read_metrics(tmp_path)] == [1, 2, 3]  # written by process 0 alone
     _check_losses(tmp_path, reference, [1, 2, 3])

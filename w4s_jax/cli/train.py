@@ -51,7 +51,10 @@ def main(argv):
         import traceback
 
         print(traceback.format_exc(), file=sys.stderr)
-        _leave(distributed, f"error: {type(e).__name__}: {e}", 1)
+        hint = ""
+        if type(e).__name__ == "JaxRuntimeError":  # a collective failing here usually means a peer is gone
+            hint = " (a collective failed: another process of the run may have stopped; its log says why)"
+        _leave(distributed, f"error: {type(e).__name__}: {e}{hint}", 1)
     print(json.dumps(summary, default=str))
 
 

@@ -163,5 +163,7 @@ def device_batch(host_batch: dict[str, np.ndarray], rules: ShardingRules, object
         if len(local[k]) != mine.stop - mine.start:
             raise ValueError(f"batch key {k!r}: {len(local[k])} rows, this host holds rows {mine.start}:{mine.stop}")
     out = device_arrays(local, rules, rows)
-    out["num_units"] = jax.device_put(jnp.float32(num_units), NamedSharding(rules.mesh, PartitionSpec()))
+    # from this host's own value (device_put would compare it with every other host's: a collective per step)
+    out["num_units"] = jax.make_array_from_callback((), NamedSharding(rules.mesh, PartitionSpec()),
+                                                    lambda _: np.float32(num_units))
     return out

@@ -37,7 +37,7 @@ from w4s_jax.train.optim import make_optimizer, schedule
 log = logging.getLogger(__name__)
 
 
-class _Preemption:
+class Preemption:
     """Turns SIGTERM into a flag the loop checks after each step (all hosts agree on it)."""
 
     def __init__(self):
@@ -208,7 +208,7 @@ def _train(cfg) -> dict:
     if pcount > 1:
         log.info("process %d of %d feeds rows %d:%d of each %d-row batch", pid, pcount, my_rows.start,
                  my_rows.stop, plan.rows)
-    with _Preemption() as preemption:
+    with Preemption() as preemption:
         while step < end:
             stats = plan.row_stats(position)  # the whole batch's per-row numbers; tokens of my rows only:
             host = plan.arrays(position, rows=my_rows)
