@@ -1,8 +1,10 @@
 """gcloud command lines for training on a Cloud TPU VM slice: create, install, run on every worker, delete.
 
-Every host of a slice runs the same `launch/train.py` command (`jax.distributed.initialize()` connects
-them; each feeds its own rows of every batch). The run's workdir and data must be visible to all hosts
-under the same path: `install` mounts a GCS bucket with gcsfuse at /mnt/<bucket> when one is given.
+Every host of a slice runs the same `launch/train.py` command with `--config.distributed=True`; on a TPU VM
+JAX detects the coordinator, the process count and each host's index, so the `dist.*` keys stay empty
+(see w4s_jax/train/distributed.py; each host feeds its own rows of every batch). The run's workdir and data
+must be visible to all hosts under the same path: `install` mounts a GCS bucket with gcsfuse at
+/mnt/<bucket> when one is given.
 The builders only return argv lists; `launch/tpu/tpu.py` prints them (--dry_run) or runs them.
 """
 from __future__ import annotations
