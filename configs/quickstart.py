@@ -12,20 +12,15 @@ GPU) and the rollout keys `rlao.collect.executor.*` / `search.executor.*` for an
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import ml_collections
+
+from w4s_jax.cli.common import sibling_config
 
 PRESETS = ("default", "small")
 
 
 def _sibling(name: str):
-    spec = importlib.util.spec_from_file_location(f"w4s_configs_{name}", os.path.join(os.path.dirname(
-        os.path.abspath(__file__)), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return sibling_config(__file__, name)
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:

@@ -10,21 +10,15 @@ The config is locked: a mistyped key is an error.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import ml_collections
+
+from w4s_jax.cli.common import sibling_config
 
 PRESETS = ("tiny", "paper-gpt-4o-mini")
 
 
 def _sibling(name: str):
-    """configs/<name>.py, loaded from beside this file (configs are files, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"w4s_configs_{name}", os.path.join(os.path.dirname(
-        os.path.abspath(__file__)), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return sibling_config(__file__, name)
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:

@@ -132,3 +132,15 @@ def make_task_without_train(data_dir=None) -> SplitTask:
     return SplitTask(name="env_arith_no_train", description=t.description,
                      splits={"valid": t.items("valid"), "test": t.items("test")}, scorer=score,
                      workflows=t.workflows)
+
+
+def make_tiny_policy(path):
+    """A random tiny Qwen2 HF checkpoint with the tiny chat tokenizer, with room for the env's long states
+    (it writes no workflow: every candidate it proposes fails to parse, which is all the plumbing tests need)."""
+    from hf_reference import make_hf_model
+    from tiny_tokenizer import make_tiny_tokenizer
+
+    make_hf_model("qwen2", vocab=320, hidden=64, inter=96, layers=2, heads=4, kv_heads=2, seed=1,
+                  max_pos=8192).save_pretrained(path)
+    make_tiny_tokenizer().save_pretrained(path)
+    return path

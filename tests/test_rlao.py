@@ -14,9 +14,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import env_support as es
-from hf_reference import make_hf_model
 from test_rollout_support import sandbox_or_skip
-from tiny_tokenizer import make_tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -56,9 +54,7 @@ def params(workdir):
 def test_two_rounds_killed_in_the_second_and_resumed_equal_an_uninterrupted_run(tmp_path):
     sandbox_or_skip()
     ckpt = tmp_path / "tiny-meta-agent"
-    make_hf_model("qwen2", vocab=320, hidden=64, inter=96, layers=2, heads=4, kv_heads=2, seed=1,
-                  max_pos=8192).save_pretrained(ckpt)
-    make_tiny_tokenizer().save_pretrained(ckpt)
+    es.make_tiny_policy(ckpt)
     ex = es.SimServer(es.executor_reply).start()
     try:
         ref = tmp_path / "ref"

@@ -5,9 +5,7 @@ import asyncio
 import pytest
 
 import env_support as es
-from hf_reference import make_hf_model
 from test_rollout_support import sandbox_or_skip
-from tiny_tokenizer import make_tiny_tokenizer
 from w4s_jax.rollout.service import collect
 from w4s_jax.trajectories import read_trajectories
 
@@ -16,9 +14,7 @@ from w4s_jax.trajectories import read_trajectories
 def test_collect_with_a_served_checkpoint_records_logprobs(tmp_path):
     sandbox_or_skip()
     ckpt = tmp_path / "tiny-meta-agent"
-    make_hf_model("qwen2", vocab=320, hidden=64, inter=96, layers=2, heads=4, kv_heads=2, seed=1,
-                  max_pos=8192).save_pretrained(ckpt)
-    make_tiny_tokenizer().save_pretrained(ckpt)
+    es.make_tiny_policy(ckpt)
     ex, ma = es.start_servers()
     try:
         cfg = es.collect_config(tmp_path / "run", ex, ma, turns=1, candidates=2, repairs=0)

@@ -72,3 +72,15 @@ def run_job(argv, job, show, *, stopped: tuple = ()) -> None:
     except (ValueError, KeyError) as e:
         fail(str(e).strip("'\""))
     show(result)
+
+
+def sibling_config(config_path: str, name: str):
+    """The module of configs/<name>.py beside the config file `config_path` (pass `__file__`): configs that
+    build on another script's config (rlao, quickstart, compare_objectives) load it from its file."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(config_path)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"w4s_configs_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

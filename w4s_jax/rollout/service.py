@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import tasks as tasks_registry
 from ..trajectories import Record, TrajectoryWriter, make_record
-from .env import Candidate, Environment, EnvConfig, Episode, TurnEntry, TurnInfraError, TurnOutcome
+from .env import Environment, EnvConfig, Episode, TurnEntry, TurnInfraError, TurnOutcome
 from .executor import Executor
 from .policies import ChatEndpointMetaAgent, MetaAgent, ServedPolicyMetaAgent
 from .pool import WorkerPool
