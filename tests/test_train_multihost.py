@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "multihost_worker.py")
 STEPS, ROWS = 6, 8
-HEARTBEAT_S = 8  # a killed process is noticed after this long
+HEARTBEAT_S = 6  # a killed process is noticed after this long
 # the tiny preset made cheap (one length bucket and loss-buffer size), on 4 devices, 2 micro-batches per step
 RUN = {"total_steps": STEPS, "batch_size": ROWS, "accum_steps": 2, "log_every": 1, "progress": False,
        "data.max_len": 320, "data.min_bucket": 320, "data.min_loss_cap": 1024, "checkpoint.interval": 3}

@@ -14,6 +14,9 @@ Failures, in bounded time:
     others once it has missed its heartbeats for `dist.heartbeat_timeout_s` (at once when process 0, the
     coordinator, is the one lost), naming the lost process ("tasks are unhealthy ... : 1");
   * a host missing at start: the others give up after `dist.init_timeout_s`.
+
+The failing process prints its own error, then leaves with `end_process` (the CLI does both); process 0,
+the coordinator, stays up until then, so no process is cut off before it has said why it failed.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ def _client():
     return jax_distributed.global_state.client
 
 
-def initialize(dist, *, log_to=log) -> None:
+def initialize(dist) -> None:
     """`jax.distributed.initialize` from a config's `dist` section, then the failure watcher. Must run before
     anything touches a JAX device. Empty keys are left to JAX's cluster auto-detection."""
     if jax.distributed.is_initialized():
@@ -74,7 +77,7 @@ def initialize(dist, *, log_to=log) -> None:
     except RuntimeError as e:  # the coordinator unreachable, or not every process arrived in time
         raise ConfigError(f"config dist: cannot join the run at {dist.coordinator or 'the detected coordinator'} "
                           f"as process {pid} ({str(e).splitlines()[0][:300]})") from None
-    log_to.info("distributed: process %d of %d, %d local / %d global devices; a process that stops for %d s "
+    log.info("distributed: process %d of %d, %d local / %d global devices; a process that stops for %d s "
                 "ends the run", jax.process_index(), jax.process_count(), jax.local_device_count(),
                 jax.device_count(), dist.heartbeat_timeout_s)
     if jax.process_count() > 1:
@@ -127,7 +130,8 @@ def _watch() -> None:
 
 def _acknowledge(client, me: int) -> None:
     """Tell the failing process this one has read its error; process 0 (the coordinator, whose exit would
-    cut the failing process off before it has printed its error) then waits until it is leaving."""
+    cut the failing process off before it has printed its error) then waits until it is leaving
+    (`end_process`), or at most ACK_TIMEOUT_S + 2 s."""
     try:
         client.key_value_set(SEEN_PREFIX + str(me), "1")
         if me == 0:
@@ -170,10 +174,6 @@ def report_failure(exc: BaseException) -> None:
         except Exception:  # noqa: BLE001
             break
         time.sleep(0.1)
-    try:
-        client.key_value_set(LEAVING_KEY, "1")
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def failed() -> bool:
@@ -182,8 +182,14 @@ def failed() -> bool:
 
 
 def end_process(code: int) -> None:
-    """Exit at once after a reported failure, skipping JAX's exit-time shutdown barrier (the other processes
-    have left, so it could only wait for them)."""
+    """Exit at once after a reported failure (print the error first): process 0, when another process
+    failed, waits for this signal before it exits and takes the coordination service with it. Skips JAX's
+    exit-time shutdown barrier, which could only wait for the processes that have left."""
     sys.stdout.flush()
     sys.stderr.flush()
+    if _state["failed"]:
+        try:
+            _client().key_value_set(LEAVING_KEY, "1")
+        except Exception:  # noqa: BLE001 - set already, or the service is gone
+            pass
     os._exit(code)
