@@ -5,8 +5,9 @@ Each layout runs in its own processes (jax.distributed on localhost for P > 1; o
 between processes are gloo's over TCP), which stay alive between repetitions: after a warm-up step (the
 compile) each waits on its standard input, and the parent runs the layouts' repetitions in turn (A, B, A,
 B, ...) so that other load falls on both alike. One timed repetition is `steps` steps of what the trainer
-does per step: this host's rows of the global batch built from the batch plan, placed as global arrays,
-the jitted step, the loss fetched, and the hosts' agreement on preemption.
+does per step, timed in parts: `batch` (this host's rows of the global batch built from the batch plan and
+placed as global arrays), `step` (the jitted step and the loss fetched) and `agree` (the hosts' agreement
+on preemption, one small collective).
 
     python launch/bench_multihost.py                                       # tiny: seconds
     python launch/bench_multihost.py --config=configs/bench_multihost.py:bench-50m
@@ -79,7 +80,8 @@ class _Layout:
             p.stdin.write("run\n")
             p.stdin.flush()
         replies = self._reply(_RESULT)
-        return {"seconds": max(r["seconds"] for r in replies), "loss": replies[0]["loss"]}
+        return {"seconds": max(r["seconds"] for r in replies), "loss": replies[0]["loss"],
+                "phases": replies[0]["phases"]}
 
     def close(self) -> None:
         for p in self.procs:
@@ -95,11 +97,14 @@ class _Layout:
 
 
 def run(model: str = "tiny", batch: int = 8, seq: int = 128, action_frac: float = 0.3, steps: int = 10,
-        layouts: str = "1x8,2x4", reps: int = 3, seed: int = 0, log=print) -> dict:
+        layouts: str = "1x8,2x4", mesh_data: int = 1, reps: int = 3, seed: int = 0, log=print) -> dict:
     """Seconds per train step of each layout (min/median/max over `reps` repetitions of `steps` steps) and
-    each layout's per-step overhead against the first (time ratio within each interleaved repetition)."""
+    each layout's per-step overhead against the first (time ratio within each interleaved repetition).
+    The mesh is (data=mesh_data, fsdp=the other devices) in every layout; with mesh_data = the process
+    count, data parallelism runs across processes and FSDP within each."""
     shapes = _layouts(layouts)
-    job = dict(model=model, batch=batch, seq=seq, action_frac=action_frac, steps=steps, seed=seed)
+    job = dict(model=model, batch=batch, seq=seq, action_frac=action_frac, steps=steps, seed=seed,
+               mesh_data=mesh_data)
     running = {}
     try:
         for p, d in shapes:  # one layout at a time through its compile, so compiles do not compete
@@ -109,20 +114,27 @@ def run(model: str = "tiny", batch: int = 8, seq: int = 128, action_frac: float 
             log(f"{lay.name}: ready (setup {info['setup_s']:.1f} s, first step {info['first_step_s']:.1f} s)")
         times = {name: Timing() for name in running}
         losses = {name: [] for name in running}
+        phases = {name: {} for name in running}  # per-step seconds of each part, per repetition
         for _ in range(reps):
             for name, lay in running.items():
                 r = lay.run()
                 times[name].samples.append(r["seconds"] / steps)
                 losses[name].append(r["loss"])
+                for k, v in r["phases"].items():
+                    phases[name].setdefault(k, []).append(v / steps)
     finally:
         for lay in running.values():
             lay.close()
     base = next(iter(running))
-    out = {"model": model, "batch": batch, "seq": seq, "steps_per_rep": steps, "layouts": {}}
+    out = {"model": model, "batch": batch, "seq": seq, "mesh": {"data": mesh_data, "fsdp": -1},
+           "steps_per_rep": steps, "layouts": {}}
     for name, t in times.items():
         ratio = spread(o / b for o, b in zip(t.samples, times[base].samples))
-        out["layouts"][name] = {"step_s": t.seconds(), "overhead_vs_" + base: ratio, "last_loss": losses[name][-1]}
-        log(f"{name}: {fmt_spread(t.seconds(), 3)} s/step; x{fmt_spread(ratio, 2)} the time of {base}")
+        parts = {k: spread(v) for k, v in phases[name].items()}
+        out["layouts"][name] = {"step_s": t.seconds(), "overhead_vs_" + base: ratio, "parts_s": parts,
+                                "last_loss": losses[name][-1]}
+        log(f"{name}: {fmt_spread(t.seconds(), 3)} s/step; x{fmt_spread(ratio, 2)} the time of {base}; "
+            + ", ".join(f"{k} {v['median']:.3f} s" for k, v in parts.items()))
     # the same computation in every layout: the losses must agree (a check, not a figure)
     first = losses[base][-1]
     out["losses_agree"] = all(abs(v[-1] - first) <= 1e-4 * max(1.0, abs(first)) for v in losses.values())
@@ -151,7 +163,7 @@ def _child(job: dict) -> None:
             init_timeout_s=300, heartbeat_timeout_s=100, shutdown_timeout_s=60))
     from w4s_jax.bench.train import TAU, _optim_cfg, rlao_examples
 
-    mesh = make_mesh(1, -1, 1)
+    mesh = make_mesh(job["mesh_data"], -1, 1)
     rules = ShardingRules(mesh, DEFAULT_RULES)
     model = init_model(get_preset(job["model"]), seed=job["seed"], mesh=mesh)
     training = FullTraining(model)
@@ -170,17 +182,24 @@ def _child(job: dict) -> None:
     preemption = Preemption()
     position = 0
 
+    phases = {"batch": 0.0, "step": 0.0, "agree": 0.0}  # seconds of each part, over the timed steps
+
     def one_step():
         nonlocal state, position
+        t = time.perf_counter()
         stats = plan.row_stats(position)
         host = plan.arrays(position, rows=mine)
         cap = loss_token_cap(step_lib.micro_loss_max(stats["loss_tokens"], 1, 1),
                              limit=plan.rows * host["input_ids"].shape[1], minimum=128)
         batch = step_lib.device_batch(host, rules, objective, stats=stats)
+        t1 = time.perf_counter()
         state, metrics = train_step(state, frozen, batch, max_tokens=cap)
         position += 1
         loss = float(metrics["loss"])
+        t2 = time.perf_counter()
         preemption.requested()
+        for k, dt in (("batch", t1 - t), ("step", t2 - t1), ("agree", time.perf_counter() - t2)):
+            phases[k] += dt
         return loss
 
     setup_s = time.perf_counter() - t0
@@ -191,9 +210,11 @@ def _child(job: dict) -> None:
         if line.strip() != "run":
             break
         t1 = time.perf_counter()
+        for k in phases:
+            phases[k] = 0.0
         for _ in range(job["steps"]):
             loss = one_step()
-        print(_RESULT + json.dumps({"seconds": time.perf_counter() - t1, "loss": loss}), flush=True)
+        print(_RESULT + json.dumps({"seconds": time.perf_counter() - t1, "loss": loss, "phases": phases}), flush=True)
 
 
 def main(config) -> None:

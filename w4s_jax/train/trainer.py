@@ -210,8 +210,8 @@ def _train(cfg) -> dict:
                  my_rows.stop, plan.rows)
     with Preemption() as preemption:
         while step < end:
-            stats = plan.row_stats(position)  # the whole batch's per-row numbers; tokens of my rows only:
-            host = plan.arrays(position, rows=my_rows)
+            stats = plan.row_stats(position)  # per-row numbers of the whole batch (weights, buffer size)
+            host = plan.arrays(position, rows=my_rows)  # token arrays of this host's rows only
             length = host["input_ids"].shape[1]
             cap = loss_token_cap(step_lib.micro_loss_max(stats["loss_tokens"], cfg.accum_steps, rows_per_unit),
                                  limit=micro_rows * length, minimum=cfg.data.min_loss_cap)
