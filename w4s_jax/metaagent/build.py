@@ -206,12 +206,17 @@ def build(cfg, out: str, *, progress: bool = True) -> dict:
     from w4s_jax.models import init_model, save_pretrained
     from w4s_jax.train.trainer import train
 
-    mcfg = model_config(cfg, len(tokenizer), special_ids(tokenizer))
+    mcfg = model_config(cfg, -(-len(tokenizer) // 64) * 64, special_ids(tokenizer))  # rows: a multiple of 64
     save_pretrained(init_model(mcfg, seed=cfg.seed, dtype=jnp.float32), init_dir)
     tcfg = train_config(cfg, workdir=os.path.join(work, "train"), model_path=init_dir, data_path=corpus,
                         progress=progress)
     summary = train(tcfg)
     timings["train_s"] = time.perf_counter() - t
+    curve = []
+    with open(os.path.join(work, "train", "metrics.jsonl")) as f:
+        for line in f:
+            m = json.loads(line)
+            curve.append({k: m[k] for k in ("step", "nll", "tokens_per_s") if k in m})
     hf = os.path.join(work, "train", "hf")
     for name in os.listdir(hf):
         shutil.move(os.path.join(hf, name), os.path.join(out, name))
@@ -221,7 +226,7 @@ def build(cfg, out: str, *, progress: bool = True) -> dict:
     shutil.rmtree(work)
     timings["total_s"] = time.perf_counter() - t0
     info = {"config": cfg.to_dict(), "params": mcfg.num_params(), "vocab_size": mcfg.vocab_size,
-            "timings": timings, "final_metrics": summary.get("metrics", {}), "data": summary.get("data", {}),
+            "timings": timings, "final_metrics": summary.get("metrics", {}), "curve": curve, "data": summary.get("data", {}),
             "load_average": os.getloadavg()}
     _write_json(os.path.join(out, BUILD_FILE), info)
     return info
