@@ -8,7 +8,7 @@ restore a step whose files do not match is moved aside to `<workdir>/corrupt_che
 previous good step is used.
 
 With several hosts every process calls `save` and `restore_latest` (each writes and reads the shards of
-its own devices; process 0 finalises steps and writes the manifests). Arrays are stored with their global
+its own devices; process 0 finalises steps, writes the manifests and checks them at restore). Arrays are stored with their global
 shapes, so a step saved by N processes restores onto M processes and any mesh.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import shutil
 import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from w4s_jax.train.distributed import sync
@@ -77,6 +78,19 @@ def verify_manifest(step_dir: str) -> bool | None:
     return all(_digest(os.path.join(step_dir, rel)) == d for rel, d in files.items())
 
 
+def _verified_by_process_0(step_dir: str) -> bool | None:
+    """`verify_manifest` of process 0, the same answer on every host (each host would otherwise read every
+    file of the step, and hosts must agree on which step they restore)."""
+    if jax.process_count() == 1:
+        return verify_manifest(step_dir)
+    from jax.experimental import multihost_utils
+
+    codes = {True: 1, False: 0, None: -1}
+    mine = codes[verify_manifest(step_dir)] if jax.process_index() == 0 else 0
+    agreed = int(multihost_utils.broadcast_one_to_all(np.int32(mine)))
+    return {v: k for k, v in codes.items()}[agreed]
+
+
 class Checkpointer:
     """Async Orbax CheckpointManager (interval, keep-N) plus checksum manifests."""
 
@@ -124,7 +138,7 @@ class Checkpointer:
         """(state, meta, step) of the newest step that verifies, or None when there is none."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             d = self._step_dir(step)
-            ok = verify_manifest(d) if self.checksums else None
+            ok = _verified_by_process_0(d) if self.checksums else None
             if ok is False:
                 self._quarantine(step)
                 continue
