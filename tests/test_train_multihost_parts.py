@@ -1,10 +1,18 @@
-"""The per-host data path without processes: a host's rows of a global batch, built alone, are exactly those
-rows of the whole batch (pairs included, split anywhere), the whole batch's row numbers give the same
-objective weights, loss-buffer size and token counts, and `device_batch` from one host's rows plus those
-numbers is the batch built from the whole host batch."""
+"""Parts of multi-host training checked in one process (the multi-process runs: test_train_multihost.py).
+
+The per-host data path: a host's rows of a global batch, built alone, are exactly those rows of the whole
+batch (pairs included, split anywhere), the whole batch's row numbers give the same objective weights,
+loss-buffer size and token counts, and `device_batch` from one host's rows plus those numbers is the batch
+built from the whole host batch. The `dist.*` config keys: defaults and bad values."""
+import types
+
 import jax
 import numpy as np
 import pytest
+
+from train_fixtures import train_configs
+from w4s_jax.models import ConfigError
+from w4s_jax.train import distributed
 
 from tiny_tokenizer import make_tiny_tokenizer
 from w4s_jax.models.sharding import ShardingRules, make_mesh
@@ -59,3 +67,19 @@ def test_device_batch_from_one_hosts_rows_equals_the_whole_batch(examples):
         assert got[k].sharding == want[k].sharding, k
         np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
     assert not np.allclose(np.asarray(got["weight"])[np.asarray(got["unit_mask"])], 1.0)  # really normalised
+
+
+def test_dist_keys_default_to_detection_and_bad_values_name_the_key():
+    c = train_configs.get_config("tiny")
+    assert (c.distributed, c.dist.coordinator, c.dist.num_processes, c.dist.process_id) == (False, "", None, None)
+    assert train_configs.get_config("qwen2.5-coder-7b-tpu-v4-8").distributed  # a slice: detected, keys empty
+
+    def dist(**kw):
+        return types.SimpleNamespace(**{**dict(coordinator="localhost:1234", num_processes=2, process_id=0,
+                                               init_timeout_s=5, heartbeat_timeout_s=5, shutdown_timeout_s=5), **kw})
+
+    for kw, msg in [(dict(process_id=2), "dist.process_id: must be in"), (dict(num_processes=0), "dist.num_processes"),
+                    (dict(coordinator="localhost"), "dist.coordinator: expected host:port")]:
+        with pytest.raises(ConfigError, match=msg):
+            distributed.initialize(dist(**kw))
+    assert not jax.distributed.is_initialized()
