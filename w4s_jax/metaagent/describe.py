@@ -129,15 +129,16 @@ def _names(tree) -> dict[str, object]:
     return out
 
 
-def _requests(solver: ast.FunctionDef, names: dict) -> tuple[list[_Request], dict]:
-    """Every request in source order, and the helper's defaults ({} without a helper). A request through a
-    helper is one of its call sites: the helper's agent call with the site's arguments bound."""
-    agent_calls = [n for n in ast.walk(solver) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+def _requests(module: ast.Module, solver: ast.FunctionDef, names: dict) -> tuple[list[_Request], dict]:
+    """Every request `solver` makes, in source order, and the helper's defaults ({} without a helper). A
+    helper is a function (nested in `solver` or beside it) that makes the agent call; a request through it
+    is one of its call sites in `solver`: the helper's agent call with the site's arguments bound."""
+    agent_calls = [n for n in ast.walk(module) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                    and n.func.attr in _CALLS]
-    helper = next((n for n in ast.walk(solver) if isinstance(n, ast.FunctionDef) and n is not solver
+    helper = next((n for n in ast.walk(module) if isinstance(n, ast.FunctionDef) and n is not solver
                    and any(_inside(c, n) for c in agent_calls)), None)
     if helper is None:
-        return [_Request(c, _keywords(c, names)) for c in agent_calls], {}
+        return [_Request(c, _keywords(c, names)) for c in agent_calls if _inside(c, solver)], {}
     inner = next(c for c in agent_calls if _inside(c, helper))
     params = [a.arg for a in helper.args.args]
     defaults = {a.arg: _literal(v) for a, v in zip(helper.args.args[len(params) - len(helper.args.defaults):],
@@ -205,7 +206,7 @@ def describe(text: str) -> dict:
     if solver is None:
         return _empty(_guess_from_text(code), False)
     names = _names(solver)
-    requests, defaults = _requests(solver, names)
+    requests, defaults = _requests(tree, solver, names)
     execs = [n for n in ast.walk(solver) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr == "execute_code"]
     technique = _technique(requests, code.lower(), bool(execs))

@@ -1,10 +1,12 @@
 """Designs -> workflow source and meta-agent replies (analysis + one python block).
 
-Every workflow has the same shape: `solver(agent, task)` first defines a helper `ask(content, ...)` whose
-keyword defaults hold the shared knobs (temperature, role, requested keys, instructions) and whose body is
-the one `agent.call_json_format_llm` call, identical in every workflow; then a few lines of the technique
-call `ask`, overriding what a reviewer, router, planner or code request needs. So the knobs sit in one
-visible place (`describe` reads them back), and a small model has one call to learn, not seven.
+Every workflow has the same shape: `solver(agent, task)` holds the few lines of the technique, right after
+the analysis that names it, and calls a module-level helper `ask(agent, content, ...)` defined after it,
+whose keyword defaults hold the shared knobs (temperature, role, requested keys, instructions) and whose
+body is the one `agent.call_json_format_llm` call, identical in every workflow; a reviewer, router, planner
+or code request overrides what it needs. So the knobs sit in one visible place (`describe` reads them
+back), and a small model has one call to learn, not seven, and writes the technique's lines next to the
+sentence that chose it.
 
 The source is plain and self-contained: standard library only, every path returns {"answer": ...}.
 """
@@ -57,52 +59,52 @@ def _role(d: Design, s: TaskStyle) -> str:
 
 def _helper(d: Design, s: TaskStyle) -> list[str]:
     instructions = (REASONING_TEXT if d["reasoning"] else "") + _format(d, s)
-    return [f"    def ask(content, n=1, temperature={d['temperature']}, role={_q(_role(d, s))},",
-            f"            keys={_keys(d)},",
-            f"            instructions={_q(instructions)}):",
-            "        return agent.call_json_format_llm(",
-            '            messages=[{"role": "user", "content": content}],',
-            "            temperature=temperature,",
-            "            num_of_response=n,",
-            "            agent_role=role,",
-            "            return_dict_keys=list(keys),",
-            "            instructions=instructions,",
-            "        )"]
+    return [f"def ask(agent, content, n=1, temperature={d['temperature']}, role={_q(_role(d, s))},",
+            f"        keys={_keys(d)},",
+            f"        instructions={_q(instructions)}):",
+            "    return agent.call_json_format_llm(",
+            '        messages=[{"role": "user", "content": content}],',
+            "        temperature=temperature,",
+            "        num_of_response=n,",
+            "        agent_role=role,",
+            "        return_dict_keys=list(keys),",
+            "        instructions=instructions,",
+            "    )"]
 
 
 def _cot(d: Design, s: TaskStyle) -> list[str]:
-    return [f'    return {{"answer": str(ask({TASK}){ANSWER_OF_FIRST}}}']
+    return [f'    return {{"answer": str(ask(agent, {TASK}){ANSWER_OF_FIRST}}}']
 
 
 def _self_consistency(d: Design, s: TaskStyle) -> list[str]:
     k = d["samples"]
     if d["batching"] == "n":
-        return [f'    answers = [str(r["answer"]).strip() for r in ask({TASK}, n={k})]', VOTE]
-    return [f'    answers = [str(ask({TASK}){ANSWER_OF_FIRST} for _ in range({k})]', VOTE]
+        return [f'    answers = [str(r["answer"]).strip() for r in ask(agent, {TASK}, n={k})]', VOTE]
+    return [f'    answers = [str(ask(agent, {TASK}){ANSWER_OF_FIRST} for _ in range({k})]', VOTE]
 
 
 def _self_refine(d: Design, s: TaskStyle) -> list[str]:
     review = (REVIEW_STEP_BY_STEP if d["review"] == "step_by_step" else REVIEW_PLAIN) + REVIEW_VERDICT
-    return [f"    answer = str(ask({TASK}){ANSWER_OF_FIRST}",
+    return [f"    answer = str(ask(agent, {TASK}){ANSWER_OF_FIRST}",
             f"    for _ in range({d['rounds']}):",
             '        attempt = f"# Task:\\n{task}\\n\\n# Proposed answer: {answer}"',
-            f'        review = ask(attempt, temperature=0.0, role={_q(REVIEWER_ROLE)}, keys=("feedback", "correct"),',
+            f'        review = ask(agent, attempt, temperature=0.0, role={_q(REVIEWER_ROLE)}, keys=("feedback", "correct"),',
             f"                     instructions={_q(review)})[0]",
             '        if str(review["correct"]).strip().lower() == "true":',
             "            break",
             '        revision = f"{attempt}\\n\\n# Reviewer feedback:\\n{review[\'feedback\']}\\n\\nGive a corrected answer."',
-            f"        answer = str(ask(revision){ANSWER_OF_FIRST}",
+            f"        answer = str(ask(agent, revision){ANSWER_OF_FIRST}",
             '    return {"answer": answer}']
 
 
 def _debate(d: Design, s: TaskStyle) -> list[str]:
-    return [f'    answers = [str(r["answer"]).strip() for r in ask({TASK}, n={d["debaters"]})]',
+    return [f'    answers = [str(r["answer"]).strip() for r in ask(agent, {TASK}, n={d["debaters"]})]',
             f"    for _ in range({d['rounds']}):",
             "        updated = []",
             "        for i, own in enumerate(answers):",
             '            others = "\\n".join(f"Another agent answered: {a}" for j, a in enumerate(answers) if j != i)',
             '            debate = f"# Task:\\n{task}\\n\\nYour answer: {own}\\n{others}\\nWeigh the other answers and give your updated answer."',
-            f"            updated.append(str(ask(debate){ANSWER_OF_FIRST})",
+            f"            updated.append(str(ask(agent, debate){ANSWER_OF_FIRST})",
             "        answers = updated",
             VOTE]
 
@@ -111,16 +113,16 @@ def _dynamic_role(d: Design, s: TaskStyle) -> list[str]:
     experts = [_role(d, s), *OTHER_EXPERTS[: d["experts"] - 1]]
     return [f"    experts = [{', '.join(_q(e) for e in experts)}]",
             '    menu = f"# Task:\\n{task}\\n\\n# Experts:\\n" + "\\n".join(experts)',
-            f'    choice = ask(menu, temperature=0.0, role={_q(ROUTER_ROLE)}, keys=("expert",), instructions={_q(ROUTE)})[0]',
+            f'    choice = ask(agent, menu, temperature=0.0, role={_q(ROUTER_ROLE)}, keys=("expert",), instructions={_q(ROUTE)})[0]',
             '    picked = str(choice["expert"]).strip().lower()',
             "    role = next((e for e in experts if e.lower() == picked), experts[0])",
-            f'    return {{"answer": str(ask({TASK}, role=role){ANSWER_OF_FIRST}}}']
+            f'    return {{"answer": str(ask(agent, {TASK}, role=role){ANSWER_OF_FIRST}}}']
 
 
 def _code(d: Design, s: TaskStyle) -> list[str]:
     text = (CODE_PLAN if d["reasoning"] else "") + CODE_TEXT + _format(d, s)
     out = [f"    for _ in range({d['attempts']}):",
-           f'        reply = ask(f"Solve this task with Python code.\\n# Task:\\n{{task}}", keys={_keys(d, "code")},',
+           f'        reply = ask(agent, f"Solve this task with Python code.\\n# Task:\\n{{task}}", keys={_keys(d, "code")},',
            f"                    instructions={_q(text)})[0]",
            "        try:",
            '            result = agent.execute_code(str(reply["code"]), timeout=5)',
@@ -130,19 +132,19 @@ def _code(d: Design, s: TaskStyle) -> list[str]:
            "            pass"]
     if d["fallback"] == "none":
         return out + ['    return {"answer": ""}']
-    return out + [f'    return {{"answer": str(ask({TASK}){ANSWER_OF_FIRST}}}']
+    return out + [f'    return {{"answer": str(ask(agent, {TASK}){ANSWER_OF_FIRST}}}']
 
 
 def _decomposition(d: Design, s: TaskStyle) -> list[str]:
     k = d["subquestions"]
     plan = f"Break the task into at most {k} short sub-questions, one per line, in `subquestions`. Do not solve them."
-    return [f'    plan = ask({TASK}, temperature=0.0, role={_q(PLANNER_ROLE)}, keys=("subquestions",),',
+    return [f'    plan = ask(agent, {TASK}, temperature=0.0, role={_q(PLANNER_ROLE)}, keys=("subquestions",),',
             f"               instructions={_q(plan)})[0]",
             '    notes = ""',
             f'    for step in str(plan["subquestions"]).splitlines()[:{k}]:',
-            '        reply = ask(f"# Task:\\n{task}\\n\\n# Solved so far:\\n{notes}\\n# Sub-question:\\n{step}")[0]',
+            '        reply = ask(agent, f"# Task:\\n{task}\\n\\n# Solved so far:\\n{notes}\\n# Sub-question:\\n{step}")[0]',
             '        notes += f"- {step}: {reply[\'answer\']}\\n"',
-            f'    return {{"answer": str(ask(f"# Task:\\n{{task}}\\n\\n# Solved sub-questions:\\n{{notes}}"){ANSWER_OF_FIRST}}}']
+            f'    return {{"answer": str(ask(agent, f"# Task:\\n{{task}}\\n\\n# Solved sub-questions:\\n{{notes}}"){ANSWER_OF_FIRST}}}']
 
 
 _BODIES = {"cot": _cot, "self_consistency": _self_consistency, "self_refine": _self_refine, "debate": _debate,
@@ -154,7 +156,7 @@ def render_code(d: Design, style: TaskStyle) -> str:
     head = ["def solver(agent, task):"]
     if d.technique in VOTING:
         head.append("    from collections import Counter")
-    return "\n".join(head + _helper(d, style) + _BODIES[d.technique](d, style)) + "\n"
+    return "\n".join(head + _BODIES[d.technique](d, style) + ["", ""] + _helper(d, style)) + "\n"
 
 
 _PLANS = {
