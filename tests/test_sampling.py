@@ -39,7 +39,8 @@ def test_prefill_runs_once_per_prompt_not_per_sample(model, monkeypatch):
         return original(self, input_ids, *args, **kwargs)
 
     monkeypatch.setattr(Qwen2, "hidden_states", spy)
-    # A prompt length bucket (64) used by no other test, so both programs are traced here.
+    # Programs compiled by earlier tests in this process (any module) would not be traced again.
+    jax.clear_caches()
     res = sample(model, [list(range(1, 51))], max_new_tokens=8, temperature=1.0, top_p=0.95, n=5, seed=0)
     assert shapes == [(1, 64), (5, 1)], shapes  # prefill: 1 row of 64 slots; decode: 5 rows, 1 token
     assert res.stats["prefill_rows"] == 1 and res.stats["decode_rows"] == 5
