@@ -84,3 +84,47 @@ def test_chat_template_renders_chatml_like_qwen(tok_dir):
 def test_vocab_size_too_small_is_an_error():
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["abc"], 100)
+
+
+def _windowed_reference(msgs, w, cut="\n[...]\n"):
+    """The window rule of tokenizer.py written plainly: a long conversation keeps the system message, the
+    first user message's head and tail, and the last message's head and tail; the turns between go."""
+    def clip(text, head, tail):
+        return text if len(text) <= head + tail + len(cut) else text[:head] + cut + text[-tail:]
+    if sum(len(m["content"]) for m in msgs) <= w["min_chars"]:
+        return msgs
+    first_user = next(i for i, m in enumerate(msgs) if m["role"] == "user")
+    out = []
+    for i, m in enumerate(msgs):
+        if m["role"] == "system":
+            out.append(m)
+        elif i == first_user:
+            out.append({**m, "content": clip(m["content"], w["first_head"], w["first_tail"])})
+        elif i == len(msgs) - 1:
+            out.append({**m, "content": clip(m["content"], w["last_head"], w["last_tail"])})
+    return out
+
+
+def test_long_conversations_are_windowed_by_characters(tok_dir):
+    from w4s_jax.metaagent.tokenizer import DEFAULT_WINDOW, chat_template
+
+    tok, _, _ = tok_dir
+    w = {"min_chars": 400, "first_head": 30, "first_tail": 20, "last_head": 40, "last_tail": 25}
+    rng = random.Random(1)
+
+    def text(n):
+        return "".join(rng.choice("abcdef 12\n") for _ in range(n))
+    long = [{"role": "system", "content": "sys " * 10}, {"role": "user", "content": "TASK " + text(300) + " END"},
+            {"role": "assistant", "content": text(200)}, {"role": "user", "content": "LAST " + text(250) + " STOP"}]
+    short = [{"role": "user", "content": text(100)}, {"role": "assistant", "content": text(90)}]
+    for template_window, msgs in ((w, long), (w, short), (w, long[:2]), (None, long)):
+        tok.chat_template = chat_template(template_window)
+        expected = tok.apply_chat_template(_windowed_reference(msgs, {**DEFAULT_WINDOW, **(template_window or {})}),
+                                           tokenize=False, add_generation_prompt=True,
+                                           chat_template=chat_template({"min_chars": 10 ** 9}))
+        got = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        assert got == expected
+    tok.chat_template = chat_template(w)
+    got = tok.apply_chat_template(long, tokenize=False, add_generation_prompt=True)
+    assert "TASK" in got and "STOP" in got and "[...]" in got and long[2]["content"] not in got
+    tok.chat_template = chat_template()

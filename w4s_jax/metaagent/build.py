@@ -193,7 +193,7 @@ def build(cfg, out: str, *, progress: bool = True) -> dict:
     log.info("corpus: %d records in %.1f s", cfg.corpus.examples, timings["corpus_s"])
 
     t = time.perf_counter()
-    tokenizer = train_tokenizer(tok_texts, cfg.tokenizer.vocab_size)
+    tokenizer = train_tokenizer(tok_texts, cfg.tokenizer.vocab_size, cfg.tokenizer.window.to_dict())
     del tok_texts
     init_dir = os.path.join(work, "init")
     tokenizer.save_pretrained(init_dir)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from .tokenizer import DEFAULT_WINDOW
+
 
 def tiny_meta_agent_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -14,12 +16,14 @@ def tiny_meta_agent_config() -> ml_collections.ConfigDict:
 
     c.corpus = ml_collections.ConfigDict()
     c.corpus.tasks = "synth_arith,synth_units"   # states of these tasks (comma-separated registry names)
-    c.corpus.examples = 960       # (state, action) records: one epoch of steps x batch_size
+    c.corpus.examples = 1920      # (state, action) records: one epoch of steps x batch_size
     c.corpus.max_history = 4      # earlier turns in a state: 0..max_history
     c.corpus.tokenizer_examples = 300   # records the tokenizer is trained on (the first ones)
 
     c.tokenizer = ml_collections.ConfigDict()
     c.tokenizer.vocab_size = 2048  # an upper bound: the corpus has fewer distinct words
+    # the chat template's window over long conversations (characters; see tokenizer.py)
+    c.tokenizer.window = ml_collections.ConfigDict(dict(DEFAULT_WINDOW))
 
     c.model = ml_collections.ConfigDict()
     c.model.hidden_size = 128
@@ -29,14 +33,14 @@ def tiny_meta_agent_config() -> ml_collections.ConfigDict:
     c.model.num_kv_heads = 2
     c.model.head_dim = 32
     c.model.rope_theta = 10000.0
-    c.model.context = 8192        # max_position_embeddings: the longest prompt + reply it serves
+    c.model.context = 1024        # max_position_embeddings: the longest (windowed) prompt + reply it serves
 
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 120
+    c.train.steps = 240
     c.train.batch_size = 8
-    c.train.lr = 3e-3
+    c.train.lr = 1e-2
     c.train.warmup_steps = 10
-    c.train.max_len = 512         # tokens per example; longer states lose their middle (keep_head kept)
-    c.train.keep_head = 96        # tokens kept from the start of a long state (system prompt and task)
-    c.train.min_bucket = 512
+    c.train.max_len = 544         # tokens per example: a windowed state (<= ~210) and a reply (<= ~335)
+    c.train.keep_head = 96        # if a state still does not fit: its first tokens are kept (system and task)
+    c.train.min_bucket = 544      # one length bucket: one compiled step
     return c

@@ -29,7 +29,7 @@ import ast
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 TECHNIQUES = ("cot", "self_consistency", "self_refine", "debate", "dynamic_role", "code", "decomposition")
 
@@ -164,10 +164,3 @@ def describe(code: str) -> dict:
 
     return _describe(code)
 
-
-def knob_counts(found: Mapping[str, Any]) -> dict:
-    """The parts of a `describe` result that are knobs of its technique (for tallies)."""
-    t = found.get("technique")
-    if t not in TECHNIQUE_KNOBS:
-        return {}
-    return {k: found.get(k) for k in knob_space(t)}
