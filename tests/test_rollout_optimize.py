@@ -34,7 +34,7 @@ def test_optimize_valid_only_then_test_once(tmp_path):
         ma.stop()
     e = summary["scripted"]
     assert e["best_valid_acc_per_turn"] == [0.75, 0.75, 1.0]
-    assert e["best_source"] == "env_arith-opt-000 turn 2 candidate 1" and e["valid_n"] == 16
+    assert e["best_source"] == "env_arith-opt-s0-000 turn 2 candidate 1" and e["valid_n"] == 16
     assert e["test_acc"] == 1.0 and e["test_n"] == 16 and e["test_ci95"] == [1.0, 1.0]
     assert "LEVEL 8" in (tmp_path / "best_workflow.py").read_text()
     # every executor request about a test item comes from the one final evaluation of the chosen workflow

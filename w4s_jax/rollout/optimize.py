@@ -104,7 +104,10 @@ async def optimize(cfg, *, executor=None, meta_agent=None, pool: WorkerPool | No
             examples = await load_examples(env, workdir, task, valid, names)
             episodes = []
             for i in range(cfg.episodes):
-                ep = Episode(f"{task.name}-opt-{i:03d}", task, valid, examples, seed=cfg.seed * 1_000_003 + i)
+                # the seed is in the name: the meta-agent's per-request seeds derive from it (see policies.py),
+                # so searches under other seeds sample other workflows even from one shared server and cache
+                ep = Episode(f"{task.name}-opt-s{cfg.seed}-{i:03d}", task, valid, examples,
+                             seed=cfg.seed * 1_000_003 + i)
                 ep.history = rebuild_history(writer.existing, ep.episode_id)
                 episodes.append((ep, i))
             result = await run_episodes(env, episodes, writer, run_id, turns=cfg.turns,
