@@ -15,7 +15,7 @@ import time
 
 from .quickstart import _search_all, aggregate, check_prerequisites, table
 from .rlao import run_training
-from .rollout.runinfo import write_json_atomic
+from .rollout.runinfo import write_json_atomic, write_text_atomic
 from .rollout.service import collect
 from .sim.process import ServerProcess
 
@@ -107,6 +107,7 @@ def compare_objectives(cfg) -> dict:
     out = {"objectives": summary, "data": data, "initial_policy": cfg.initial_policy, "timings": timings,
            "seeds": cfg.eval_seeds, "tasks": cfg.eval_tasks}
     write_json_atomic(os.path.join(cfg.workdir, "compare.json"), out)
+    write_text_atomic(os.path.join(cfg.workdir, "table.txt"), table(summary, first_column="objective") + "\n")
     plot(summary, os.path.join(cfg.workdir, "compare.png"))
     return out
 

@@ -29,7 +29,7 @@ from .rollout.executor import Executor
 from .rollout.optimize import optimize
 from .rollout.policies import ServedPolicyMetaAgent
 from .rollout.pool import WorkerPool
-from .rollout.runinfo import write_json_atomic
+from .rollout.runinfo import write_json_atomic, write_text_atomic
 from .sim.process import ServerProcess
 
 LABELS = ("untrained", "trained")
@@ -118,20 +118,57 @@ def _mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def technique_mix(codes: list[str | None]) -> dict:
+    """Fractions of workflows by technique and by each knob value (`describe` reads them from the code);
+    `None` stands for a reply with no usable workflow."""
     from .metaagent.describe import describe
 
     counts: Counter = Counter()
-    n = 0
+    n = len(codes)
     for code in codes:
         if not code:
+            counts["no workflow"] += 1
             continue
-        n += 1
         for k, v in describe(code).items():
             if isinstance(v, bool):
                 counts[k] += int(v)
-            elif isinstance(v, str):
+            elif isinstance(v, (str, int, float)):
                 counts[f"{k}={v}"] += 1
     return {"workflows": n, "fractions": {k: round(c / max(1, n), 3) for k, c in sorted(counts.items())}}
+
+
+def search_mix(workdir: str, label: str) -> dict:
+    """The technique mix of every candidate a meta-agent wrote in its searches (what its policy samples),
+    and of the candidates chosen at each turn."""
+    import glob
+
+    from .rollout.actions import ActionParseError, extract_workflow
+    from .trajectories import read_file
+
+    every, chosen = [], []
+    for path in sorted(glob.glob(os.path.join(workdir, "search", label, "*", "seed-*", "trajectories.jsonl"))):
+        for rec in read_file(path):
+            try:
+                code = rec.meta.get("code") or extract_workflow(rec.action)
+            except ActionParseError:
+                code = None
+            every.append(code)
+            if rec.chosen:
+                chosen.append(code)
+    return {"all": technique_mix(every), "chosen": technique_mix(chosen)}
+
+
+def mix_table(mixes: dict[str, dict]) -> str:
+    """Techniques and the shared knobs, one row each, a column per meta-agent (fractions of all candidates)."""
+    from .metaagent.space import SHARED_KNOBS, TECHNIQUES
+
+    rows = [f"technique={t}" for t in TECHNIQUES] + ["no workflow"]
+    rows += [f"{k}={v}" if not isinstance(v, bool) else k for k, vals in SHARED_KNOBS.items() for v in vals if v is not False]
+    labels = list(mixes)
+    out = ["candidates".ljust(30) + "".join(f"{lab:>12}" for lab in labels),
+           "(all written in the searches)".ljust(30) + "".join(f"{mixes[lab]['all']['workflows']:>12}" for lab in labels)]
+    for row in rows:
+        out.append(row.ljust(30) + "".join(f"{mixes[lab]['all']['fractions'].get(row, 0.0):>12.2f}" for lab in labels))
+    return "\n".join(out)
 
 
 def aggregate(runs: list[dict], turns: int) -> dict:
@@ -154,10 +191,10 @@ def aggregate(runs: list[dict], turns: int) -> dict:
             "runs": len(runs), "items_valid": runs[0]["valid_n"], "items_test": runs[0]["test_n"]}
 
 
-def table(summary: dict) -> str:
+def table(summary: dict, first_column: str = "meta-agent") -> str:
     lines = []
     turns = max(len(v["best_valid_acc_per_turn"]) for v in summary.values())
-    head = "meta-agent".ljust(11) + "".join(f" turn{t + 1:>2}" for t in range(turns))
+    head = first_column.ljust(11) + "".join(f" turn{t + 1:>2}" for t in range(turns))
     lines.append(head + "   test acc (95% CI over seeds)   mean reward   executor calls   sim. cost")
     for label, v in summary.items():
         curve = "".join(f" {a:6.3f}" for a in v["best_valid_acc_per_turn"])
@@ -213,9 +250,9 @@ def quickstart(cfg) -> dict:
     report = {"timings": timings, "policies": {"untrained": initial, "trained": loop["final_policy"]},
               "rlao": loop, "runs": {k: [{kk: vv for kk, vv in r.items() if kk != "chosen_workflows"} for r in v]
                                      for k, v in runs.items()},
-              "technique_mix": {label: technique_mix([c for r in runs[label] for c in r["chosen_workflows"]])
-                                for label in LABELS}}
+              "technique_mix": {label: search_mix(workdir, label) for label in LABELS}}
     write_json_atomic(os.path.join(workdir, "summary.json"), summary)
     write_json_atomic(os.path.join(workdir, "report.json"), report)
+    write_text_atomic(os.path.join(workdir, "table.txt"), table(summary) + "\n")
     plot(summary, os.path.join(workdir, "quickstart.png"))
     return {"summary": summary, "report": report}

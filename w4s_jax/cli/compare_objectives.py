@@ -18,7 +18,7 @@ _CONFIG = define_config("compare_objectives")
 def show(out) -> None:
     from w4s_jax.quickstart import table
 
-    print(table(out["objectives"]))
+    print(table(out["objectives"], first_column="objective"))
     print(json.dumps(out, default=str))
 
 

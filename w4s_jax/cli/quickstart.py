@@ -15,14 +15,13 @@ _CONFIG = define_config("quickstart")
 
 
 def show(out) -> None:
-    from w4s_jax.quickstart import table
+    from w4s_jax.quickstart import mix_table, table
 
     summary, report = out["summary"], out["report"]
     print(table(summary))
-    for label, mix in report["technique_mix"].items():
-        top = sorted(mix["fractions"].items(), key=lambda kv: -kv[1])[:8]
-        print(f"technique mix ({label}, {mix['workflows']} chosen workflows): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    print()
+    print(mix_table(report["technique_mix"]))
+    print()
     print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items() if isinstance(v, float)))
     print(json.dumps({"summary": summary}, default=str))
 

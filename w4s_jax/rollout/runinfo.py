@@ -24,11 +24,16 @@ PACKAGES = ("w4s-jax", "openai", "aiohttp", "datasets", "math-verify", "numpy", 
 
 
 def write_json_atomic(path: str, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, default=str))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` whole or not at all (a temporary file renamed into place)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
