@@ -39,6 +39,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.cache_dir, c.meta_agent_path, c.meta_agent = q.cache_dir, q.meta_agent_path, q.meta_agent
     c.sim_tasks = "synth_arith,synth_units"   # simulated executor for these tasks; empty = use a real endpoint
     c.executor_model = q.executor_model
+    c.executor_api_key_env = q.executor_api_key_env
     c.eval_tasks, c.eval_seeds = q.eval_tasks, q.eval_seeds
     c.collect = q.rlao.collect
     c.collect.task = q.train_tasks

@@ -5,11 +5,13 @@
               items (valid for the search, test scored once) by the untrained and the trained meta-agent,
               3 seeds each
   small       the same at a reduced size (what the slow test runs)
+  qwen2.5-coder-7b
+              the same loop with the paper's meta-agent: give --config.meta_agent_path=<local
+              Qwen2.5-Coder-7B-Instruct directory>; LoRA RLAO on one 80 GB GPU
 
-One-line changes run the same loop for real: `--config.meta_agent_path=/models/Qwen2.5-Coder-7B-Instruct`
-(a real meta-agent instead of the tiny one; pair it with `--config.rlao.train=...` a 7B train preset on a
-GPU) and the rollout keys `rlao.collect.executor.*` / `search.executor.*` for an OpenAI-compatible API
-(see README). The config is locked: a mistyped key is an error.
+A real executor instead of the simulated one is one more flag: `--config.executor_base_url=<OpenAI-compatible
+/v1 URL> --config.executor_model=gpt-4o-mini` (the key is read from $OPENAI_API_KEY, or the variable named by
+`executor_api_key_env`). The config is locked: a mistyped key is an error.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import ml_collections
 
 from w4s_jax.cli.common import sibling_config
 
-PRESETS = ("default", "small")
+PRESETS = ("default", "small", "qwen2.5-coder-7b")
 
 
 def _sibling(name: str):
@@ -41,8 +43,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.train_tasks = "synth_arith,synth_units"   # RLAO collects on these tasks' train split
     c.eval_tasks = "synth_arith,synth_units"    # searched on valid, scored once on test (items RLAO never saw)
     c.eval_seeds = 3
+    c.executor_base_url = ""         # an OpenAI-compatible endpoint; empty = start the simulated executor
     c.executor_model = "sim-strong"
-    c.executor_latency_s = 0.0
+    c.executor_api_key_env = "OPENAI_API_KEY"   # read for a non-local endpoint
+    c.executor_latency_s = 0.0       # the simulated executor's added latency per request
 
     r = _sibling("rlao").get_config("tiny")
     r.unlock()
@@ -73,6 +77,16 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     s.sandbox.pool_size = 8
     c.search = s
 
+    if preset == "qwen2.5-coder-7b":
+        # the same loop with the paper's meta-agent: give --config.meta_agent_path (a local checkout of
+        # Qwen/Qwen2.5-Coder-7B-Instruct); LoRA training on one 80 GB GPU; longer states and replies
+        big = _sibling("train").get_config("qwen2.5-coder-7b-lora-1gpu")
+        big.unlock()
+        big.batch_size, big.log_every, big.checkpoint.interval = t.batch_size, t.log_every, r.steps_per_round
+        big.optim.warmup_steps = t.optim.warmup_steps
+        big.data.max_len, big.data.min_bucket = 8192, 1024
+        r.train = big
+        col.meta_agent.max_tokens = s.meta_agent.max_tokens = 2048
     if preset == "small":
         c.eval_seeds = 2
         r.rounds, r.steps_per_round = 2, 8

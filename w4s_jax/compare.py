@@ -13,11 +13,10 @@ import copy
 import os
 import time
 
-from .quickstart import _search_all, aggregate, check_prerequisites, table
+from .quickstart import _search_all, aggregate, check_prerequisites, executor_endpoint, table
 from .rlao import run_training
 from .rollout.runinfo import write_json_atomic, write_text_atomic
 from .rollout.service import collect
-from .sim.process import ServerProcess
 
 
 def objective_names(cfg) -> list[str]:
@@ -75,8 +74,8 @@ def compare_objectives(cfg) -> dict:
 
         cfg.initial_policy = build_meta_agent(cfg)
     timings = {}
-    with ServerProcess("w4s_jax.sim", ["--simulate", cfg.sim_tasks, "--seed", str(cfg.seed)]) \
-            if cfg.sim_tasks else _External(cfg) as executor:
+    with executor_endpoint("" if cfg.sim_tasks else cfg.search.executor.base_url, cfg.sim_tasks,
+                           seed=cfg.seed) as executor:
         data = cfg.data_path
         if not data:
             t = time.perf_counter()
@@ -110,19 +109,6 @@ def compare_objectives(cfg) -> dict:
     write_text_atomic(os.path.join(cfg.workdir, "table.txt"), table(summary, first_column="objective") + "\n")
     plot(summary, os.path.join(cfg.workdir, "compare.png"))
     return out
-
-
-class _External:
-    """The executor is a real endpoint given in the config: nothing to start."""
-
-    def __init__(self, cfg):
-        self.base_url = cfg.search.executor.base_url
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 __all__ = ["compare_objectives", "table"]

@@ -59,6 +59,27 @@ def build_meta_agent(cfg) -> str:
     return build_or_load(cfg.meta_agent, cache_dir=cfg.cache_dir or None)
 
 
+class _Endpoint:
+    """An executor endpoint given in the config: nothing to start or stop."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def executor_endpoint(base_url: str, sim_tasks: str, *, seed: int = 0, latency_s: float = 0.0):
+    """A context manager yielding an object with `base_url`: the given endpoint, or (when `base_url` is
+    empty) the simulated strong executor for `sim_tasks`, started in its own process on a free port."""
+    if base_url:
+        return _Endpoint(base_url)
+    return ServerProcess("w4s_jax.sim", ["--simulate", sim_tasks, "--seed", str(seed), "--latency_s", str(latency_s)])
+
+
 def rlao_config(cfg, policy: str, executor_url: str):
     r = copy.deepcopy(cfg.rlao)
     r.unlock()
@@ -70,6 +91,7 @@ def rlao_config(cfg, policy: str, executor_url: str):
     r.collect.seed = cfg.seed
     r.collect.progress = cfg.progress
     r.collect.executor.base_url, r.collect.executor.model = executor_url, cfg.executor_model
+    r.collect.executor.api_key_env = cfg.executor_api_key_env
     r.train.model.path = policy
     return r
 
@@ -85,7 +107,8 @@ def search_config(cfg, label: str, task: str, seed: int):
 async def _search_all(cfg, policies: dict[str, str], executor_url: str) -> dict[str, list[dict]]:
     """Every (meta-agent, task, seed) search at once: one executor, one sandbox pool, one server per policy."""
     tasks = [t.strip() for t in cfg.eval_tasks.split(",") if t.strip()]
-    ex = Executor(executor_url, model=cfg.executor_model, max_concurrency=cfg.search.executor.max_concurrency,
+    ex = Executor(executor_url, model=cfg.executor_model, api_key_env=cfg.executor_api_key_env,
+                  max_concurrency=cfg.search.executor.max_concurrency,
                   cache_path=os.path.join(cfg.workdir, "search", "executor_cache.sqlite"), seed=cfg.seed)
     metas = {}
     try:
@@ -205,18 +228,27 @@ def table(summary: dict, first_column: str = "meta-agent") -> str:
 
 
 def plot(summary: dict, path: str) -> None:
+    """Left: mean best validation accuracy per turn; right: test accuracy of each seed (dots) and the mean
+    with its 95% interval over seeds, one column per meta-agent."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, v in summary.items():
-        xs = list(range(1, len(v["best_valid_acc_per_turn"]) + 1))
-        ax.plot(xs, v["best_valid_acc_per_turn"], marker="o",
-                label=f"{label} (test {v['test_acc']:.3f})")
-    ax.set(xlabel="turn", ylabel="best validation accuracy", title="W4S quickstart: held-out search")
-    ax.legend()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    for k, (label, v) in enumerate(summary.items()):
+        turns = list(range(1, len(v["best_valid_acc_per_turn"]) + 1))
+        left.plot(turns, v["best_valid_acc_per_turn"], marker="o", label=label, color=f"C{k}")
+        seeds = list(v["test_acc_per_seed"].values())
+        right.scatter([k] * len(seeds), seeds, color=f"C{k}", alpha=0.6, zorder=3)
+        lo, hi = v["test_ci95"]
+        right.errorbar([k + 0.15], [v["test_acc"]], yerr=[[v["test_acc"] - lo], [hi - v["test_acc"]]],
+                       fmt="s", color=f"C{k}", capsize=4)
+    left.set(xlabel="turn", ylabel="best validation accuracy", title="held-out search (mean over tasks, seeds)")
+    left.set_xticks(turns)
+    left.legend()
+    right.set_xticks(range(len(summary)), list(summary))
+    right.set(ylabel="test accuracy", title="test: seeds (dots), mean and 95% CI", xlim=(-0.5, len(summary) - 0.3))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -237,8 +269,7 @@ def quickstart(cfg) -> dict:
     initial = build_meta_agent(cfg)
     timings["meta_agent_build_s"] = time.perf_counter() - t
     sim_tasks = ",".join(dict.fromkeys(x.strip() for x in f"{cfg.train_tasks},{cfg.eval_tasks}".split(",") if x.strip()))
-    with ServerProcess("w4s_jax.sim", ["--simulate", sim_tasks, "--seed", str(cfg.seed),
-                                       "--latency_s", str(cfg.executor_latency_s)]) as sim:
+    with executor_endpoint(cfg.executor_base_url, sim_tasks, seed=cfg.seed, latency_s=cfg.executor_latency_s) as sim:
         t = time.perf_counter()
         loop = rlao(rlao_config(cfg, initial, sim.base_url))
         timings["rlao_s"] = time.perf_counter() - t

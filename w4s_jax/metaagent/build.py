@@ -137,6 +137,8 @@ def train_config(cfg, *, workdir: str, model_path: str, data_path: str, progress
     c.data.keep_head = cfg.train.keep_head
     c.data.truncate = "middle"
     c.data.min_bucket = cfg.train.min_bucket
+    # a loss buffer as large as the batch: one compiled step (the head on a few padded rows costs little here)
+    c.data.min_loss_cap = cfg.train.batch_size * cfg.train.max_len
     c.objective.name = "sft"
     c.total_steps = cfg.train.steps
     c.batch_size = cfg.train.batch_size
