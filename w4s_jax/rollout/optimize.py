@@ -139,6 +139,10 @@ async def optimize(cfg, *, executor=None, meta_agent=None, pool: WorkerPool | No
              "search_cost_usd": cost, "test_cost_usd": test["usage"].get("cost_usd", 0.0),
              "executor_calls": sum(r.meta.get("executor_calls") or 0 for r in records),
              "mean_reward": sum(r.reward for r in records) / max(1, len(records)),
+             # the meta-agent's average workflow on these items (a failed candidate counts as 0): what its
+             # policy writes, less noisy than the best of a few candidates
+             "mean_candidate_valid_acc": sum(r.valid_acc or 0.0 for r in records) / max(1, len(records)),
+             "candidates": len(records),
              "chosen_workflows": [r.meta.get("code") for r in records if r.chosen],
              "wall_s": time.perf_counter() - t0}
     summary = {label: entry}
