@@ -36,7 +36,8 @@ class ChatEndpointMetaAgent:
     def __init__(self, base_url: str, *, model: str, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float = 0.8, max_tokens: int = 4096, max_concurrency: int = 16,
                  cache_path: str | None = None, budget_usd: float | None = None, max_retries: int = 8,
-                 request_timeout_s: float = 600.0, logprobs: bool = False, seed: int | None = 0):
+                 request_timeout_s: float = 600.0, logprobs: bool = False, seed: int | None = 0,
+                 price_table: dict | None = None):
         if not base_url:
             raise ValueError("meta_agent.base_url is empty: give an OpenAI-compatible endpoint for the "
                              "meta-agent (or meta_agent.path for a local checkpoint)")
@@ -48,7 +49,7 @@ class ChatEndpointMetaAgent:
         self.seed = seed                 # per-request seeds derived from it and the scope (None: send none)
         self.client = Executor(base_url, model=model, api_key_env=api_key_env, max_concurrency=max_concurrency,
                                cache_path=cache_path, budget_usd=budget_usd, max_retries=max_retries,
-                               request_timeout_s=request_timeout_s)
+                               request_timeout_s=request_timeout_s, price_table=price_table)
 
     async def sample(self, messages: list[dict], *, n: int, scope: str) -> list[ActionSample]:
         res = await self.client.chat(messages, model=self.model_id, temperature=self.temperature,
@@ -86,6 +87,8 @@ class ServedPolicyMetaAgent(ChatEndpointMetaAgent):
             args += ["--mesh", mesh]
         self.process = ServerProcess("w4s_jax.serve", args, start_timeout_s=start_timeout_s)
         kw.setdefault("logprobs", True)
+        from . import prices
+        kw.setdefault("price_table", {**prices.PRICES, "policy": (0.0, 0.0, 0.0)})  # our own machine: no API bill
         try:
             super().__init__(self.process.base_url, model="policy", api_key_env="W4S_LOCAL_KEY", **kw)
         except BaseException:
