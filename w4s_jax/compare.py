@@ -83,7 +83,8 @@ def compare_objectives(cfg) -> dict:
             c.unlock()
             c.workdir = os.path.join(cfg.workdir, "collect")
             c.meta_agent.path = cfg.initial_policy
-            c.executor.base_url = c.executor.base_url or executor.base_url
+            c.executor.base_url, c.executor.model = executor.base_url, cfg.executor_model
+            c.executor.api_key_env = cfg.executor_api_key_env
             c.progress = cfg.progress
             asyncio.run(collect(c))
             data = os.path.join(c.workdir, "trajectories*.jsonl")
@@ -99,8 +100,8 @@ def compare_objectives(cfg) -> dict:
         timings["train_s"] = time.perf_counter() - t
         t = time.perf_counter()
         search = copy.deepcopy(cfg)
-        search.search.executor.base_url = cfg.search.executor.base_url or executor.base_url
-        runs = asyncio.run(_search_all(search, policies, search.search.executor.base_url))
+        search.search.executor.base_url = executor.base_url
+        runs = asyncio.run(_search_all(search, policies, executor.base_url))
         timings["search_s"] = time.perf_counter() - t
     summary = {name: aggregate(runs[name], cfg.search.turns) for name in names}
     out = {"objectives": summary, "data": data, "initial_policy": cfg.initial_policy, "timings": timings,
