@@ -55,6 +55,7 @@ def plot(summary: dict, path: str) -> None:
         axes[1].plot(range(1, len(summary[n]["best_valid_acc_per_turn"]) + 1), summary[n]["best_valid_acc_per_turn"],
                      marker="o", label=n)
     axes[1].set(title="best validation accuracy", xlabel="turn")
+    axes[1].set_xticks(range(1, max(len(summary[n]["best_valid_acc_per_turn"]) for n in names) + 1))
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
