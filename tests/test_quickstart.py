@@ -77,17 +77,19 @@ def test_quickstart_small_end_to_end_and_rerun(tmp_path, cache_dir):
 @pytest.mark.slow
 def test_compare_objectives_small_writes_table_json_and_plot(tmp_path, cache_dir):
     workdir = tmp_path / "cmp"
+    # dpo needs states whose candidates' rewards differ; a collection this small may have none, and then
+    # training stops with exactly that message, so the pairwise objective is left to the default preset
     proc = _launch("compare_objectives.py", "--config=configs/compare_objectives.py:small",
-                   f"--config.workdir={workdir}", f"--config.cache_dir={cache_dir}", "--config.objectives=rwr,dpo")
+                   f"--config.workdir={workdir}", f"--config.cache_dir={cache_dir}", "--config.objectives=rwr,awr")
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads((workdir / "compare.json").read_text())
-    assert list(out["objectives"]) == ["rwr", "dpo"] and out["seeds"] == 2
+    assert list(out["objectives"]) == ["rwr", "awr"] and out["seeds"] == 2
     for name, s in out["objectives"].items():
         assert 0.0 <= s["test_acc"] <= 1.0 and len(s["best_valid_acc_per_turn"]) == 2
         assert os.path.isdir(os.path.join(workdir, "train", name, "policy"))
     assert _is_png(workdir / "compare.png")
     table = (workdir / "table.txt").read_text()
-    assert "rwr" in table and "dpo" in table and table in proc.stdout
+    assert "rwr" in table and "awr" in table and table in proc.stdout
 
 
 def test_missing_bubblewrap_is_one_clear_message(monkeypatch, capsys):
