@@ -12,9 +12,11 @@ pytestmark = pytest.mark.timeout(300)
 def test_bench_sim_small_preset(tmp_path):
     out = run_bench(sim.main, "bench_sim", "small", tmp_path)
     setting = out["setting"]
-    assert setting["requests"] > 100 and setting["completions"] > setting["requests"]   # votes ask for n > 1
+    for p in sim.PASSES:    # votes ask for n > 1
+        assert setting["requests"][p] > 50 and setting["completions"][p] > setting["requests"][p], p
+    assert setting["other_workflows"] == 3
     for name in ("scripted", "scripted_same_size", "simulated"):
-        for p in ("first_pass", "second_pass"):
+        for p in sim.PASSES:
             figure = out[name][p]["ms_per_request"]["median"]
             assert 0 <= figure < 20, (name, p, figure)        # milliseconds of server CPU per request
     assert out["simulated_over_scripted"]["second_pass"]["median"] < 10

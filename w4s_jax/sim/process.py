@@ -3,6 +3,7 @@
 one behind). Used by benchmarks and tests that must not charge the server's CPU to the client."""
 from __future__ import annotations
 
+import os
 import selectors
 import subprocess
 import sys
@@ -12,8 +13,12 @@ from typing import Sequence
 class ServerProcess:
     """`python -m <module> <args>` with `--port 0`; `base_url` is its /v1 root once it listens."""
 
-    def __init__(self, module: str, args: Sequence[str] = (), *, start_timeout_s: float = 60.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", *args],
+    def __init__(self, module: str, args: Sequence[str] = (), *, start_timeout_s: float = 60.0,
+                 tree: str | None = None):
+        # `tree`: run the module of another checkout (its directory first on the path), e.g. an older revision.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")]))) \
+            if tree else None
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", *args], cwd=tree, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self._first_line(start_timeout_s)
         if not line.startswith("LISTENING"):
@@ -52,6 +57,6 @@ class SimProcess(ServerProcess):
     whatever further `args` ask for."""
 
     def __init__(self, latency_s: float = 0.0, reply: str | None = None, args: Sequence[str] = (),
-                 max_lifetime_s: float = 1800.0):
+                 max_lifetime_s: float = 1800.0, tree: str | None = None):
         super().__init__("w4s_jax.sim", ["--latency_s", str(latency_s), "--max_lifetime_s", str(max_lifetime_s),
-                                         *(["--reply", reply] if reply is not None else []), *args])
+                                         *(["--reply", reply] if reply is not None else []), *args], tree=tree)

@@ -28,17 +28,41 @@ _KEYS_SENTENCE = re.compile(r"keys are exactly:\s*((?:\"(?:[^\"\\]|\\.)*\"\s*,?\
 
 class _Phrase:
     """A regex over lower-cased text, tried only when one of its trigger substrings is there (most texts have
-    none, and a substring test costs far less than a regex scan)."""
+    none, and a substring test costs far less than a regex scan).
 
-    def __init__(self, triggers: tuple[str, ...], pattern: str):
+    `word_start`: every match must begin at a word boundary, as a leading `\\b` would say; the pattern is
+    given without it and the boundary is checked here, because a leading `\\b` keeps `re` from skipping
+    ahead to its possible first letters (a scan three times slower)."""
+
+    def __init__(self, triggers: tuple[str, ...], pattern: str, *, word_start: bool = False):
         self.triggers = triggers
         self.rx = re.compile(pattern)
+        self.word_start = word_start
+
+    def _matches(self, low: str):
+        pos = 0
+        while (m := self.rx.search(low, pos)) is not None:
+            start = m.start()
+            if not self.word_start or start == 0 or not (low[start - 1].isalnum() or low[start - 1] == "_"):
+                yield m
+                pos = m.end() if m.end() > start else start + 1
+            else:
+                pos = start + 1
 
     def search(self, low: str):
-        return self.rx.search(low) if any(t in low for t in self.triggers) else None
+        if not any(t in low for t in self.triggers):
+            return None
+        return self.rx.search(low) if not self.word_start else next(self._matches(low), None)
 
     def findall(self, low: str) -> list:
-        return self.rx.findall(low) if any(t in low for t in self.triggers) else []
+        """As `re.findall`: the groups of every match (the one group, or a tuple of them)."""
+        if not any(t in low for t in self.triggers):
+            return []
+        if not self.word_start:
+            return self.rx.findall(low)
+        groups = self.rx.groups
+        return [m.group(0) if groups == 0 else m.groups("")[0] if groups == 1 else m.groups("")
+                for m in self._matches(low)]
 
 
 _REASONING_ASK = _Phrase(
@@ -49,10 +73,10 @@ _REASONING_ASK = _Phrase(
 _CODE_ASK = _Phrase(("python", "code", "program", "def solution", "```"),
                     r"\bpython\b|\bcode\b|\bprogram\b|def solution|```")
 _REVIEW_ASK = _Phrase(("verif", "review", "critique", "check", "correct", "evaluate"),
-                      r"\b(?:verify|review|critique|check (?:whether|if|the)|double-check|is (?:it|this|the "
-                      r"(?:answer|solution)) correct|evaluate the (?:answer|solution))\b")
+                      r"(?:verify|review|critique|check (?:whether|if|the)|double-check|is (?:it|this|the "
+                      r"(?:answer|solution)) correct|evaluate the (?:answer|solution))\b", word_start=True)
 _ROLE = _Phrase(("you are", "act as"),
-                r"\byou are (?:an? |the )?([^.\n]{1,120})|\bact as (?:an? |the )?([^.\n]{1,120})")
+                r"you are (?:an? |the )?([^.\n]{1,120})|act as (?:an? |the )?([^.\n]{1,120})", word_start=True)
 _FORMAT = {
     "number": _Phrase(("digit", "numer", "integer", "whole number", "decimal", "number", "unit", "format"),
                       r"\bdigits?\b|\bnumeric(?:al)?\b|\binteger\b|\bwhole number\b|\bdecimal places?\b|"
@@ -64,12 +88,14 @@ _FORMAT = {
 
 # A stated answer: "answer: 42", "answered: 42", "Proposed answer:\n42", '"answer": "42"', "result 42".
 _NUM = r"-?\$?\d[\d,]*(?:\.\d+)?"
-_MENTION_NUMBER = _Phrase(("answer", "result"), r"\b(?:final answer|answer(?:ed)?|result)\b['\"]?\s*"
-                                                r"(?:is|was|would be|of|=|:)?\s*['\"]?\s*(" + _NUM + r")")
+_MENTION_NUMBER = _Phrase(("answer", "result"), r"(?:final answer|answer(?:ed)?|result)\b['\"]?\s*"
+                                                r"(?:is|was|would be|of|=|:)?\s*['\"]?\s*(" + _NUM + r")",
+                          word_start=True)
 _MENTION_LETTER = re.compile(r"\b(?:[Ff]inal [Aa]nswer|[Aa]nswer(?:ed)?|[Rr]esult|[Oo]ption|[Cc]hoice)\b['\"]?\s*"
                              r"(?:is|was|=|:)?\s*['\"]?\s*\(?([A-J])\)?(?![\w])")
 _MENTION_TEXT = _Phrase(("answer",),
-                        r"\b(?:final answer|answer(?:ed)?)\b['\"]?\s*(?:is|was|=|:)\s*['\"]?([^\n\"']{1,80})")
+                        r"(?:final answer|answer(?:ed)?)\b['\"]?\s*(?:is|was|=|:)\s*['\"]?([^\n\"']{1,80})",
+                        word_start=True)
 _CORRECTED = _Phrase(("corrected",), r"\bcorrected\b")
 _NEGATIVE = _Phrase(("not ", "incorrect", "wrong", "mistake", "error in", "false"),
                     r"\b(?:is|was|are|were) (?:not correct|not right|incorrect|wrong)\b|\bmistakes?\b|"

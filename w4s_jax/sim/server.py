@@ -1,6 +1,6 @@
 """A local OpenAI-compatible chat-completions server with scripted replies and fault injection.
 
-Real HTTP on 127.0.0.1 (aiohttp), so tests and benchmarks exercise the actual `openai` client. It runs
+Real HTTP on 127.0.0.1 (http.py), so tests and benchmarks exercise the actual `openai` client. It runs
 either in a background thread of the caller (`SimServer(...).start()`), or in its own process
 (`python -m w4s_jax.sim ...`, which prints `LISTENING <port>` and exits when its stdin closes),
 and always stops by itself after `max_lifetime_s`.
@@ -15,10 +15,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
-from aiohttp import web
-
+from .http import HttpServer, Reply, Request, json_reply
 from .request import message_text
 from .script import Responder, load_script
 from .validation import RequestError, unparsable_body, validate_request
@@ -68,6 +67,7 @@ class SimServer:
         self.requests_log: list[dict] = []   # request bodies, for tests that inspect what was sent
         self.headers_log: list[dict] = []    # and their headers (lower-case names)
         self.log_requests = False
+        self._prompt_tokens: dict[bytes, int] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -88,10 +88,10 @@ class SimServer:
                 return self._rng.choice(self.faults.kinds)
         return None
 
-    # ----- HTTP handlers
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    # ----- HTTP handlers (synchronous unless the reply must wait: see http.py)
+    def _chat(self, request: Request) -> Reply | Awaitable[Reply]:
         self._bump("requests")
-        raw = await request.content.read()   # no size cap (a long debate transcript is fine)
+        raw = request.body   # no size cap (a long debate transcript is fine)
         try:
             try:
                 body = json.loads(raw)
@@ -100,35 +100,46 @@ class SimServer:
             validate_request(body, self.models)
         except RequestError as e:
             self._bump("bad_request")
-            return web.json_response(e.body, status=e.status)
-        messages = body["messages"]
-        n = int(body.get("n") or 1)
+            return json_reply(e.body, e.status)
         if self.log_requests:
             with self._lock:
                 self.requests_log.append(body)
-                self.headers_log.append({k.lower(): v for k, v in request.headers.items()})
+                self.headers_log.append(dict(request.headers))
         fault = self._pick_fault()
+        if self.latency_s > 0 or fault is not None:
+            return self._delayed(body, raw, fault)
+        return self._answer(body, raw, fault)
+
+    async def _delayed(self, body: dict, raw: bytes, fault: str | None) -> Reply:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         if fault == "429":
             self._bump("429")
-            return web.json_response({"error": {"message": "rate limited (injected)", "type": "rate_limit"}},
-                                     status=429, headers={"Retry-After": f"{self.faults.retry_after_s:g}"})
+            return json_reply({"error": {"message": "rate limited (injected)", "type": "rate_limit"}}, 429,
+                              (("Retry-After", f"{self.faults.retry_after_s:g}"),))
         if fault == "500":
             self._bump("500")
-            return web.json_response({"error": {"message": "server error (injected)"}}, status=500)
+            return json_reply({"error": {"message": "server error (injected)"}}, 500)
         if fault == "timeout":
             self._bump("timeout")
             await asyncio.sleep(self.faults.hang_s)
+        return self._answer(body, raw, fault)
+
+    def _answer(self, body: dict, raw: bytes, fault: str | None) -> Reply:
         try:
             if self._complete is not None:
                 replies = self._complete(body, raw)
             else:
-                replies = [self.responder(body, j) for j in range(n)]
+                replies = [self.responder(body, j) for j in range(int(body.get("n") or 1))]
         except Exception as e:  # a broken script is the test author's bug: make it loud, not a retryable 500
             self._bump("bad_request")
-            return web.json_response({"error": {"message": f"sim script failed: {e!r}"}}, status=400)
-        prompt_tokens = sum(_count_tokens(message_text(m.get("content"))) for m in messages)
+            return json_reply({"error": {"message": f"sim script failed: {e!r}"}}, 400)
+        prompt_tokens = self._prompt_tokens.get(raw)
+        if prompt_tokens is None:   # requests repeat (samples sent as separate calls): count each text once
+            if len(self._prompt_tokens) >= 1 << 14:
+                self._prompt_tokens.clear()
+            prompt_tokens = self._prompt_tokens[raw] = sum(_count_tokens(message_text(m.get("content")))
+                                                           for m in body["messages"])
         completion_tokens = sum(_count_tokens(r) for r in replies)
         # Written out directly (the strings through the C JSON encoder): this runs for every request.
         choices = ", ".join('{"index": %d, "message": {"role": "assistant", "content": %s}, "finish_reason": "stop"}'
@@ -137,38 +148,34 @@ class SimServer:
                 '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d, '
                 '"prompt_tokens_details": {"cached_tokens": 0}}}'
                 % (self.stats["requests"], int(time.time()), json.dumps(str(body.get("model", "sim"))), choices,
-                   prompt_tokens, completion_tokens, prompt_tokens + completion_tokens))
+                   prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)).encode()
         if fault == "truncated":
             self._bump("truncated")
-            return web.Response(text=text[: len(text) // 2], content_type="application/json")
+            return Reply(200, text[: len(text) // 2])
         self._bump("ok")
-        return web.Response(text=text, content_type="application/json")
+        return Reply(200, text)
 
-    async def _stats(self, request: web.Request) -> web.Response:
+    def _stats(self, request: Request) -> Reply:
         with self._lock:
-            return web.json_response(dict(self.stats))
+            return json_reply(dict(self.stats))
 
-    async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "w4s-jax"}
-                                                             for m in (self.models or ("sim",))]})
+    def _models(self, request: Request) -> Reply:
+        return json_reply({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "w4s-jax"}
+                                                      for m in (self.models or ("sim",))]})
 
     # ----- lifecycle
-    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        # aiohttp's low-level server: three fixed routes need no router, and skip its per-request cost.
+    def _dispatch(self, request: Request) -> Reply | Awaitable[Reply]:
         route = self._routes.get((request.method, request.path))
         if route is None:
-            return web.json_response({"error": {"message": f"no route {request.method} {request.path}",
-                                                "type": "invalid_request_error"}}, status=404)
-        return await route(request)
+            return json_reply({"error": {"message": f"no route {request.method} {request.path}",
+                                         "type": "invalid_request_error"}}, 404)
+        return route(request)
 
     async def serve(self, on_ready: Callable[[int], None] | None = None) -> None:
         self._routes = {("POST", "/v1/chat/completions"): self._chat, ("GET", "/v1/models"): self._models,
                         ("GET", "/stats"): self._stats}
-        runner = web.ServerRunner(web.Server(self._dispatch), shutdown_timeout=0.2)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, backlog=4096)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        http = await HttpServer(self._dispatch, self.host, self.port).start()
+        self.port = http.port
         self._stop = asyncio.Event()
         if on_ready:
             on_ready(self.port)
@@ -177,7 +184,7 @@ class SimServer:
         except asyncio.TimeoutError:
             pass
         finally:
-            await runner.cleanup()
+            await http.close()
 
     def start(self) -> "SimServer":
         def run():

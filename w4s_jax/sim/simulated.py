@@ -21,6 +21,7 @@ from .request import Call, analyse, role_fits
 
 SIM_MODEL = "sim-strong"
 MAX_STREAMS = 1 << 21
+MAX_MEMO = 1 << 14      # distinct requests remembered (a few KB each)
 
 
 def _key(value) -> str:
@@ -37,6 +38,7 @@ class SimulatedModel:
         self.task_name = task_name
         self.index = ItemIndex(items, seed)
         self._streams: dict[bytes, int] = {}
+        self._memo: dict[bytes, list] = {}
 
     @classmethod
     def for_task(cls, task, *, data_dir: str | None = None, seed: int = 0) -> "SimulatedModel":
@@ -54,11 +56,7 @@ class SimulatedModel:
         return cls(items, seed=seed, task_name=names)
 
     # ----- sample indices
-    def _samples(self, body: dict, raw: bytes | None, n: int, temperature: float) -> list:
-        if temperature <= 0:
-            return [None] * n
-        digest = hashlib.blake2b(raw if raw is not None else json.dumps(body, sort_keys=True).encode(),
-                                 digest_size=16).digest()
+    def _samples(self, body: dict, digest: bytes, n: int) -> list:
         stream = digest.hex()
         seed = body.get("seed")
         if isinstance(seed, int) and not isinstance(seed, bool):
@@ -71,11 +69,23 @@ class SimulatedModel:
 
     # ----- replies
     def complete(self, body: dict, raw: bytes | None = None) -> list[str]:
-        """One reply per choice of a validated request (see validation.validate_request)."""
-        call = analyse(body, self.index)
+        """One reply per choice of a validated request (see validation.validate_request); `raw`: its bytes."""
+        key = raw if raw is not None else json.dumps(body, sort_keys=True).encode()
+        # Workflows repeat requests (k samples as k calls, the same step on every run of a workflow): what
+        # is read from a request's text, and its greedy reply, are computed once per distinct request.
+        memo = self._memo.get(key)
+        if memo is None:
+            if len(self._memo) >= MAX_MEMO:
+                self._memo.clear()
+            memo = self._memo[key] = [analyse(body, self.index), hashlib.blake2b(key, digest_size=16).digest(), None]
+        call, digest, greedy = memo
         if call.item is None:
             return [render.unknown_reply(call)] * call.n
-        return [self._reply(call, s) for s in self._samples(body, raw, call.n, call.temperature)]
+        if call.temperature <= 0:   # no sample index: every choice is the greedy reply
+            if greedy is None:
+                greedy = memo[2] = self._reply(call, None)
+            return [greedy] * call.n
+        return [self._reply(call, s) for s in self._samples(body, digest, call.n)]
 
     def _reply(self, call: Call, sample) -> str:
         item = call.item

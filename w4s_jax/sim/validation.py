@@ -8,14 +8,18 @@ The bodies follow the shape and wording of OpenAI's chat-completions API, `{"err
 from __future__ import annotations
 
 import math
+import re
 
 from .request import message_text
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-KNOWN_FIELDS = {"model", "messages", "temperature", "top_p", "n", "max_tokens", "max_completion_tokens", "stop",
-                "seed", "response_format", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-                "top_logprobs", "user", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
-                "metadata", "store", "service_tier", "reasoning_effort", "modalities", "prediction"}
+_ROLE_SET = frozenset(ROLES)
+_JSON_WORD = re.compile("json", re.IGNORECASE)
+KNOWN_FIELDS = frozenset({
+    "model", "messages", "temperature", "top_p", "n", "max_tokens", "max_completion_tokens", "stop", "seed",
+    "response_format", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user",
+    "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "metadata", "store", "service_tier",
+    "reasoning_effort", "modalities", "prediction"})
 MAX_N = 128
 MAX_COMPLETION_TOKENS = 16384   # GPT-4o-mini's limit
 
@@ -43,8 +47,8 @@ def _type_name(v) -> str:
 
 def _number(body: dict, name: str, lo: float, hi: float, *, integer: bool = False):
     v = body.get(name)
-    if v is None:
-        return None
+    if v is None or ((type(v) is int or (type(v) is float and not integer and math.isfinite(v))) and lo <= v <= hi):
+        return v
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok or (isinstance(v, float) and not math.isfinite(v)):
         kind = "an integer" if integer else "a number"
@@ -65,9 +69,8 @@ def validate_request(body, models: tuple[str, ...] | None) -> None:
     if not isinstance(body, dict):
         raise RequestError(400, f"Invalid type for request body: expected an object, but got {_type_name(body)} "
                                 "instead.", None, "invalid_type")
-    unknown = sorted(set(body) - KNOWN_FIELDS)
-    if unknown:
-        raise RequestError(400, f"Unrecognized request argument supplied: {unknown[0]}")
+    if not KNOWN_FIELDS.issuperset(body):
+        raise RequestError(400, f"Unrecognized request argument supplied: {sorted(set(body) - KNOWN_FIELDS)[0]}")
     if models is not None:
         model = body.get("model")
         if model is None:
@@ -85,6 +88,8 @@ def validate_request(body, models: tuple[str, ...] | None) -> None:
         raise RequestError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
                                 "empty array instead.", "messages", "empty_array")
     for i, m in enumerate(messages):
+        if type(m) is dict and type(m.get("content")) is str and m.get("role") in _ROLE_SET:
+            continue   # the common case, settled at once
         where = f"messages[{i}]"
         if not isinstance(m, dict):
             raise RequestError(400, f"Invalid type for '{where}': expected an object, but got {_type_name(m)} "
@@ -107,7 +112,7 @@ def validate_request(body, models: tuple[str, ...] | None) -> None:
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     for name in ("max_completion_tokens", "max_tokens"):
-        v = _number(body, name, 1, float("inf"), integer=True)
+        v = _number(body, name, 1, math.inf, integer=True)
         if v is not None and models is not None and v > MAX_COMPLETION_TOKENS:
             raise RequestError(400, f"{name} is too large: {v}. This model supports at most {MAX_COMPLETION_TOKENS} "
                                     f"completion tokens, whereas you provided {v}.", name, "invalid_value")
@@ -120,6 +125,6 @@ def validate_request(body, models: tuple[str, ...] | None) -> None:
             raise RequestError(400, f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', "
                                     "and 'text'.", "response_format.type", "invalid_value")
         if kind == "json_object" and models is not None and not any(
-                "json" in message_text(m.get("content")).lower() for m in messages):
+                _JSON_WORD.search(message_text(m.get("content"))) for m in messages):
             raise RequestError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' "
                                     "of type 'json_object'.", "messages")
