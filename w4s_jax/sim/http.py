@@ -49,17 +49,23 @@ def json_reply(obj, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
 Handler = Callable[[Request], Union[Reply, Awaitable[Reply]]]
 
 
+_STATUS_LINES: dict[int, str] = {}
+
+
 def _head(reply: Reply, keep_alive: bool) -> bytes:
-    try:
-        reason = HTTPStatus(reply.status).phrase
-    except ValueError:
-        reason = "Unknown"
-    lines = [f"HTTP/1.1 {reply.status} {reason}", f"Content-Type: {reply.content_type}",
-             f"Content-Length: {len(reply.body)}"]
-    lines += [f"{k}: {v}" for k, v in reply.headers]
-    if not keep_alive:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    status = _STATUS_LINES.get(reply.status)
+    if status is None:
+        try:
+            reason = HTTPStatus(reply.status).phrase
+        except ValueError:
+            reason = "Unknown"
+        status = _STATUS_LINES[reply.status] = f"HTTP/1.1 {reply.status} {reason}\r\n"
+    extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers) if reply.headers else ""
+    return (f"{status}Content-Type: {reply.content_type}\r\nContent-Length: {len(reply.body)}\r\n{extra}"
+            f"{'' if keep_alive else 'Connection: close' + _CRLF}{_CRLF}").encode("latin-1")
+
+
+_CRLF = "\r\n"
 
 
 class _Connection(asyncio.Protocol):
