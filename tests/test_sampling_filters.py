@@ -119,3 +119,42 @@ def test_choose_samples_the_filtered_distribution():
     greedy, _ = filters.choose(jnp.asarray(logits), u[:1], greedy=True, temperature=1.0, top_k=1, top_p=1.0,
                                k_cap=0, use_top_p=False)
     assert int(greedy[0]) == int(np.argmax(logits[0]))
+
+
+@pytest.mark.parametrize("V,temperature", [(1300, 1.0), (1300, 0.7), (1024, 1.0), (384, 1.6)])
+def test_unfiltered_draw_matches_the_tempered_softmax_exactly(V, temperature):
+    # The two-pass draw (no filter): frequencies under stratified uniforms are the tempered softmax, and log Z
+    # is that of the temperature-1 softmax; V=1300 exercises the padded block, 1024 and 384 the unpadded ones.
+    rng = np.random.default_rng(V)
+    logits = (rng.normal(size=V) * 3).astype(np.float32)
+    logits[:7] = -np.inf if V == 384 else logits[:7]      # masked entries are never drawn
+    M = 20000
+    u = jnp.asarray((np.arange(M) + 0.5) / M, jnp.float32)
+    batch = jnp.broadcast_to(jnp.asarray(logits), (M, V))
+    tok, logz = jax.jit(lambda l, u: filters.draw_tempered(l, u, temperature))(batch, u)
+    x = logits.astype(np.float64) / temperature
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    counts = np.bincount(np.asarray(tok), minlength=V)
+    assert counts[p == 0].sum() == 0
+    np.testing.assert_allclose(counts, p * M, atol=2.0)
+    finite = logits[np.isfinite(logits)].astype(np.float64)
+    want_logz = finite.max() + np.log(np.exp(finite - finite.max()).sum())
+    np.testing.assert_allclose(np.asarray(logz), want_logz, rtol=1e-5)
+
+
+def test_choose_without_filters_returns_model_logprobs_and_honours_greedy_rows():
+    logits = _logits(4, 640, 2.0, seed=5)
+    u = jnp.asarray([0.1, 0.5, 0.9, 0.99], jnp.float32)
+    greedy_rows = jnp.asarray([False, True, False, True])
+    temperature = jnp.asarray([[0.7], [1.0], [1.3], [1.0]], jnp.float32)
+    tok, logp = filters.choose(jnp.asarray(logits), u, greedy=False, temperature=temperature, top_k=0, top_p=1.0,
+                               k_cap=0, use_top_p=False, greedy_rows=greedy_rows)
+    tok = np.asarray(tok)
+    assert tok[1] == np.argmax(logits[1]) and tok[3] == np.argmax(logits[3])
+    full = np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1))
+    np.testing.assert_allclose(np.asarray(logp), full[np.arange(4), tok], atol=1e-5)
+    # Rows that sample draw what the general (filtering) path draws from the same uniforms.
+    p = np.asarray(filters.softmax_t(jnp.asarray(logits), temperature))
+    want = np.asarray(filters.draw(jnp.asarray(p), u))
+    assert tok[0] == want[0] and tok[2] == want[2]

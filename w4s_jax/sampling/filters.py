@@ -111,6 +111,19 @@ def _last_positive(mass: Array) -> Array:
     return n - 1 - jnp.argmax(jnp.flip(mass > 0, axis=-1), axis=-1)
 
 
+def _draw_blocks(block_mass: Array, u: Array, inner_of, block: int) -> Array:
+    """The two-level inverse-CDF draw: a block by its mass, then an index inside it. `block_mass` [R, nb] >= 0,
+    `inner_of(b)` the [R, block] weights of block b[r] of each row."""
+    block_cum = jnp.cumsum(block_mass, axis=-1)
+    x = u * block_cum[:, -1]
+    b = jnp.minimum(jnp.sum(block_cum <= x[:, None], axis=-1), _last_positive(block_mass))
+    before = jnp.where(b > 0, jnp.take_along_axis(block_cum, jnp.maximum(b - 1, 0)[:, None], axis=-1)[:, 0], 0.0)
+    inner = inner_of(b)
+    inner_cum = jnp.cumsum(inner, axis=-1)
+    i = jnp.minimum(jnp.sum(inner_cum <= (x - before)[:, None], axis=-1), _last_positive(inner))
+    return b * block + i
+
+
 def draw(weights: Array, u: Array) -> Array:
     """Index per row drawn with probability weights / sum(weights) (weights >= 0, some > 0), given one
     uniform u in [0, 1) per row: the first index whose cumulative weight exceeds u * total. Two levels
@@ -119,15 +132,39 @@ def draw(weights: Array, u: Array) -> Array:
     R, V = weights.shape
     nb = -(-V // _DRAW_BLOCK)
     w = jnp.pad(weights.astype(jnp.float32), ((0, 0), (0, nb * _DRAW_BLOCK - V))).reshape(R, nb, _DRAW_BLOCK)
-    block_mass = jnp.sum(w, axis=-1)
-    block_cum = jnp.cumsum(block_mass, axis=-1)
-    x = u * block_cum[:, -1]
-    b = jnp.minimum(jnp.sum(block_cum <= x[:, None], axis=-1), _last_positive(block_mass))
-    before = jnp.where(b > 0, jnp.take_along_axis(block_cum, jnp.maximum(b - 1, 0)[:, None], axis=-1)[:, 0], 0.0)
-    inner = jnp.take_along_axis(w, b[:, None, None], axis=1)[:, 0]  # [R, block]
-    inner_cum = jnp.cumsum(inner, axis=-1)
-    i = jnp.minimum(jnp.sum(inner_cum <= (x - before)[:, None], axis=-1), _last_positive(inner))
-    return b * _DRAW_BLOCK + i
+    return _draw_blocks(jnp.sum(w, axis=-1), u, lambda b: jnp.take_along_axis(w, b[:, None, None], axis=1)[:, 0],
+                        _DRAW_BLOCK)
+
+
+def _tempered_block(V: int) -> int:
+    # A block that divides the vocabulary needs no padded copy of the logits (Qwen's 151936 = 1187 * 128).
+    return next((b for b in (512, 256, 128) if V % b == 0), _DRAW_BLOCK)
+
+
+def draw_tempered(logits: Array, u: Array, temperature) -> tuple[Array, Array]:
+    """The draw from softmax(logits / temperature) with nothing filtered out, and log Z of softmax(logits)
+    (temperature 1), per row, in two passes over the vocabulary when every temperature is 1 (three
+    otherwise): the row maximum, then exp summed per block; only the chosen block is exponentiated again.
+    The same distribution as `draw(softmax_t(...))` without its five passes over the [R, V] array.
+    `temperature`: a scalar or [R, 1]."""
+    R, V = logits.shape
+    block = _tempered_block(V)
+    nb = -(-V // block)
+    t = jnp.broadcast_to(jnp.asarray(temperature, jnp.float32), (R, 1))
+    m = jnp.max(logits, axis=-1, keepdims=True)
+    x = logits if nb * block == V else jnp.pad(logits, ((0, 0), (0, nb * block - V)), constant_values=-jnp.inf)
+    x = x.reshape(R, nb, block)
+    block_mass = jnp.sum(jnp.exp((x - m[:, :, None]) / t[:, :, None]), axis=-1)
+    tok = _draw_blocks(block_mass, u, lambda b: jnp.exp((jnp.take_along_axis(x, b[:, None, None], axis=1)[:, 0] - m)
+                                                        / t), block)
+    logz = jax.lax.cond(jnp.all(t == 1.0), lambda: jnp.log(jnp.sum(block_mass, axis=-1)),
+                        lambda: jnp.log(jnp.sum(jnp.exp(logits - m), axis=-1))) + m[:, 0]
+    return tok, logz
+
+
+def unfiltered(greedy: bool, k_cap: int, use_top_p: bool) -> bool:
+    """Whether `choose` samples without a top-k/top-p filter (the `draw_tempered` path), from its static flags."""
+    return not greedy and k_cap == 0 and not use_top_p
 
 
 def choose(logits: Array, u: Array, *, greedy: bool, temperature, top_k, top_p, k_cap: int,
@@ -137,15 +174,19 @@ def choose(logits: Array, u: Array, *, greedy: bool, temperature, top_k, top_p, 
     otherwise `greedy_rows` (bool [R], optional) picks the argmax for some rows of a sampling batch.
     `temperature` is a scalar or [R, 1]."""
     logits = logits.astype(jnp.float32)
+    logz = None
     if greedy:
         tok = jnp.argmax(logits, axis=-1)
+    elif unfiltered(greedy, k_cap, use_top_p):
+        tok, logz = draw_tempered(logits, u, temperature)
     else:
         p = softmax_t(logits, temperature)
         keep = keep_mask(p, top_k=top_k, top_p=top_p, k_cap=k_cap, use_top_p=use_top_p)
         tok = draw(jnp.where(keep, p, 0.0), u)
-        if greedy_rows is not None:
-            tok = jnp.where(greedy_rows, jnp.argmax(logits, axis=-1), tok)
+    if greedy_rows is not None and not greedy:
+        tok = jnp.where(greedy_rows, jnp.argmax(logits, axis=-1), tok)
     tok = tok.astype(jnp.int32)
-    logz = jax.nn.logsumexp(logits, axis=-1)
+    if logz is None:
+        logz = jax.nn.logsumexp(logits, axis=-1)
     logp = jnp.take_along_axis(logits, tok[:, None], axis=-1)[:, 0] - logz
     return tok, logp

@@ -78,12 +78,13 @@ def _prefill(graphdef, state, ids, mask, row_prompt, *, cache_len: int):
     return {k: widen(v) for k, v in cache.items()}, jnp.take(logits, row_prompt, axis=0)
 
 
-def _row_chunk(rows: int, sharded: bool) -> int:
-    """Rows per pass of the next-token choice on a CPU (0 = all at once). The choice makes several passes
-    over a [rows, vocab] array; a few rows at a time stay in cache (80 rows of a 152k vocabulary are 48 MB),
-    which on a CPU takes several times less than streaming the whole array through memory at each pass.
-    Accelerators (and sharded rows) choose in one go."""
-    if sharded or jax.default_backend() != "cpu" or rows <= 8:
+def _row_chunk(rows: int, sharded: bool, unfiltered: bool = False) -> int:
+    """Rows per pass of the next-token choice on a CPU (0 = all at once). A filtered choice makes several
+    passes over a [rows, vocab] array; a few rows at a time stay in cache (80 rows of a 152k vocabulary are
+    48 MB), which on a CPU takes several times less than streaming the whole array through memory at each
+    pass. An unfiltered draw makes two passes, fastest over all rows at once (both cores work on it), as
+    do accelerators (and sharded rows)."""
+    if unfiltered or sharded or jax.default_backend() != "cpu" or rows <= 8:
         return 0
     divisors = [c for c in range(2, 9) if rows % c == 0]
     return min(divisors, key=lambda c: (abs(c - _CHOICE_ROWS), c), default=0)
@@ -201,7 +202,7 @@ def _run(model, prompts: list[list[int]], n_prompts: int, rows: Rows, *, stop_id
         stops, np.int32(P), rows.max_new, np.where(greedy_rows, 1.0, rows.temperature).astype(np.float32),
         np.full((R,), max(top_k, 1), np.int32), rows.top_p, greedy_rows,
         greedy=greedy, mixed=mixed, k_cap=k_cap, use_top_p=use_top_p, out_len=N,
-        row_chunk=_row_chunk(R, model.sharding is not None))
+        row_chunk=_row_chunk(R, model.sharding is not None, filters.unfiltered(greedy, k_cap, use_top_p)))
     out, lps, count, stopped, steps = jax.device_get((out, lps, count, stopped, steps))
     t2 = time.perf_counter()
     tokens = [out[r, :count[r]].tolist() for r in range(R)]
