@@ -34,6 +34,8 @@ REMAT_POLICIES = {
 
 # Layer parameter name -> (shape builder, logical axes, initializer). Shapes use
 # D=hidden, H=heads, K=kv heads, E=head_dim, F=intermediate.
+# The KV cache: per layer, [batch, kv heads, slots, head dim], each head's slots contiguous (cached_attention).
+CACHE_AXES = ("batch", "act_kv_heads", "cache_length", None)
 _NORMAL = nnx.initializers.normal(0.02)
 _ONES = nnx.initializers.ones
 _ZEROS = nnx.initializers.zeros
@@ -118,7 +120,7 @@ def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
 def _decoder_layer(p: dict[str, Array], x: Array, *, cfg: ModelConfig, cos: Array, sin: Array,
                    mask: Array | None, is_causal: bool, cache: tuple[Array, Array, Array, Array] | None,
                    dtype, attn_impl: str | None, sh: ShardingRules | None):
-    """One pre-norm decoder layer. `cache` = (k_all, v_all, layer_index, write_index) or None."""
+    """One pre-norm decoder layer. `cache` = (this layer's k cache, v cache, write index) or None."""
     eps = cfg.rms_norm_eps
     c = lambda a: a.astype(dtype)
     h = rms_norm(x, p["attn_norm"], eps)
@@ -136,14 +138,15 @@ def _decoder_layer(p: dict[str, Array], x: Array, *, cfg: ModelConfig, cos: Arra
 
     new_cache = None
     if cache is not None:
-        k_all, v_all, layer, index = cache
+        k_cache, v_cache, index = cache
         zero = jnp.zeros((), jnp.int32)
-        k_all = jax.lax.dynamic_update_slice(k_all, k.astype(k_all.dtype)[None], (layer, zero, index, zero, zero))
-        v_all = jax.lax.dynamic_update_slice(v_all, v.astype(v_all.dtype)[None], (layer, zero, index, zero, zero))
-        new_cache = (k_all, v_all)
-        k, v = k_all[layer].astype(dtype), v_all[layer].astype(dtype)
-
-    attn = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, implementation=attn_impl)
+        at = (zero, zero, index, zero)   # this layer's cache: [B, K, S, E]
+        k_cache = jax.lax.dynamic_update_slice(k_cache, jnp.swapaxes(k, 1, 2).astype(k_cache.dtype), at)
+        v_cache = jax.lax.dynamic_update_slice(v_cache, jnp.swapaxes(v, 1, 2).astype(v_cache.dtype), at)
+        new_cache = (k_cache, v_cache)
+        attn = cached_attention(q, k_cache.astype(dtype), v_cache.astype(dtype), mask)
+    else:
+        attn = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, implementation=attn_impl)
     attn = checkpoint_name(attn, "attn_out")
     x = x + jnp.einsum("bthe,hed->btd", attn, c(p["o_proj"]))
     x = constrain(x, ("batch", "length", "act_embed"), sh)
@@ -155,6 +158,33 @@ def _decoder_layer(p: dict[str, Array], x: Array, *, cfg: ModelConfig, cos: Arra
     x = x + jnp.einsum("btf,fd->btd", act, c(p["down_proj"]))
     x = constrain(x, ("batch", "length", "act_embed"), sh)
     return x, new_cache
+
+
+def cached_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
+    """Grouped-query attention over a KV cache: q [B, T, H, E], k and v [B, K, S, E] (the cache's layout),
+    mask bool broadcastable to [B, 1, T, S] -> [B, T, H, E].
+
+    Two batched matmuls over (B, K) with the cache slots as the contiguous operand: no copy of the cache per
+    query head (as repeating K heads to H would make) and no transpose of it. On a CPU, 80 decode rows of a
+    512-slot cache took 6.6 ms per layer this way against 30 ms through `jax.nn.dot_product_attention`
+    (whose [B, S, K, E] operands XLA transposes first). Scores and softmax in float32; the normalisation is
+    applied after the value matmul (a [B, K, G*T, E] array, not [.., S])."""
+    B, T, H, E = q.shape
+    K = k.shape[1]
+    G = H // K
+    qg = (q * (1.0 / math.sqrt(E))).astype(q.dtype).reshape(B, T, K, G, E)
+    qg = jnp.transpose(qg, (0, 2, 3, 1, 4)).reshape(B, K, G * T, E)
+    s = jax.lax.dot_general(qg, k, (((3,), (3,)), ((0, 1), (0, 1))), preferred_element_type=jnp.float32)
+    bias = jnp.where(mask, 0.0, _MASKED).astype(jnp.float32)            # [B, 1, T, S]
+    s = s.reshape(B, K, G, T, -1) + bias[:, :, None]
+    p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
+    o = jax.lax.dot_general(p.reshape(B, K, G * T, -1).astype(v.dtype), v, (((3,), (2,)), ((0, 1), (0, 1))),
+                            preferred_element_type=jnp.float32)
+    o = o / jnp.sum(p, axis=-1).reshape(B, K, G * T, 1)
+    return jnp.transpose(o.reshape(B, K, G, T, E), (0, 3, 1, 2, 4)).reshape(B, T, H, E).astype(q.dtype)
+
+
+_MASKED = -1e30   # finite: a row with every slot masked (a padding row) averages instead of making NaNs
 
 
 def _merge_lora(weight_and_factors, scale: float) -> Array:
@@ -230,12 +260,15 @@ class Qwen2(nnx.Module):
         return out.astype(jnp.float32)
 
     def init_cache(self, batch: int, length: int, dtype=None) -> dict[str, Array]:
+        """Zeroed "k" and "v" caches of `length` slots: a list of one array per layer each, laid out as
+        CACHE_AXES. Separate arrays, not one stacked [L, ...] array updated inside the layer scan: on a CPU, XLA
+        copied the stacked cache at every layer (an 80-row decode step took 3x longer)."""
         cfg = self.config
-        shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
+        shape = (batch, cfg.num_kv_heads, length, cfg.head_dim)
         dtype = self.dtype if dtype is None else dtype
-        names = ("layers", "batch", "cache_length", "act_kv_heads", None)
-        # Two separate buffers: a jit that donates the cache may not receive one buffer twice.
-        return {k: constrain(jnp.zeros(shape, dtype), names, self.sharding) for k in ("k", "v")}
+        # Separate buffers: a jit that donates the cache may not receive one buffer twice.
+        return {k: [constrain(jnp.zeros(shape, dtype), CACHE_AXES, self.sharding) for _ in range(cfg.num_layers)]
+                for k in ("k", "v")}
 
     def hidden_states(self, input_ids: Array, attention_mask: Array | None = None, *,
                       positions: Array | None = None, segment_ids: Array | None = None,
@@ -258,7 +291,7 @@ class Qwen2(nnx.Module):
             if positions is None or cache_index is None:
                 raise ValueError("a cached forward needs positions and cache_index")
             cache_index = jnp.asarray(cache_index, jnp.int32)
-            S = cache["k"].shape[2]
+            S = cache["k"][0].shape[2]
         else:
             S = T
             if positions is None:
@@ -291,16 +324,14 @@ class Qwen2(nnx.Module):
             x, _ = jax.lax.scan(body, x, params)
             new_cache = None
         else:
-            def body(carry, inp):
-                x, k_all, v_all = carry
-                p, layer = inp
-                x, (k_all, v_all) = _decoder_layer(merged(p), x, cache=(k_all, v_all, layer, cache_index),
-                                                   **layer_kw)
-                return (x, k_all, v_all), None
-
-            layers = jnp.arange(cfg.num_layers, dtype=jnp.int32)
-            (x, k_all, v_all), _ = jax.lax.scan(body, (x, cache["k"], cache["v"]), (params, layers))
-            new_cache = {"k": k_all, "v": v_all}
+            # Layers unrolled over the per-layer caches (see init_cache); the weights are sliced per layer.
+            new_cache = {"k": [], "v": []}
+            for layer in range(cfg.num_layers):
+                p = jax.tree.map(lambda a, i=layer: a[i], params)
+                x, (k, v) = _decoder_layer(merged(p), x, cache=(cache["k"][layer], cache["v"][layer], cache_index),
+                                           **layer_kw)
+                new_cache["k"].append(k)
+                new_cache["v"].append(v)
         x = rms_norm(x, self.final_norm.get_value(), cfg.rms_norm_eps)
         return x if cache is None else (x, new_cache)
 

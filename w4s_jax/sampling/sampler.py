@@ -33,12 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from w4s_jax.models.qwen2 import CACHE_AXES
 from w4s_jax.models.sharding import constrain
 from w4s_jax.sampling import filters
 from w4s_jax.sampling.buckets import length_bucket, pow2_bucket, rows_bucket
 from w4s_jax.sampling.options import SamplingError, SamplingOptions, check_prompts
 
-_CACHE_AXES = ("layers", "batch", "cache_length", "act_kv_heads", None)
 _PAD_ID = 0
 
 # Traces of the compiled programs; a trace happens exactly when jit compiles a new program.
@@ -71,11 +71,11 @@ def _prefill(graphdef, state, ids, mask, row_prompt, *, cache_len: int):
     hidden, cache = model.hidden_states(ids, mask, positions=positions, cache=cache, cache_index=0)
     logits = model.logits(hidden[:, -1])  # left padding: the last slot is every prompt's last token
 
-    def widen(x):  # [L, B, P, K, E] -> [L, R, S]: room for the new tokens, one copy per row of its prompt
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, cache_len - P), (0, 0), (0, 0)))
-        return constrain(jnp.take(x, row_prompt, axis=1), _CACHE_AXES, model.sharding)
+    def widen(x):  # [B, K, P, E] -> [R, K, S, E]: room for the new tokens, one copy per row of its prompt
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, cache_len - P), (0, 0)))
+        return constrain(jnp.take(x, row_prompt, axis=0), CACHE_AXES, model.sharding)
 
-    return {k: widen(v) for k, v in cache.items()}, jnp.take(logits, row_prompt, axis=0)
+    return jax.tree.map(widen, cache), jnp.take(logits, row_prompt, axis=0)
 
 
 def _row_chunk(rows: int, sharded: bool, unfiltered: bool = False) -> int:
