@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
            ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
@@ -70,6 +70,7 @@ class Program:
     steps: list[Step]
     result: ast.expr
     doc: str | None = None
+    _trace: list | None = field(default=None, init=False, repr=False, compare=False)   # programs never change
 
     # ----- construction
     @classmethod
@@ -104,13 +105,15 @@ class Program:
 
     # ----- evaluation
     def trace(self) -> list[tuple[str, object]]:
-        env: dict = {}
-        out = []
-        for s in self.steps:
-            env[s.target] = _eval(s.expr, env)
-            out.append((s.target, env[s.target]))
-        out.append(("result", _eval(self.result, env)))
-        return out
+        if self._trace is None:
+            env: dict = {}
+            out = []
+            for s in self.steps:
+                env[s.target] = _eval(s.expr, env)
+                out.append((s.target, env[s.target]))
+            out.append(("result", _eval(self.result, env)))
+            self._trace = out
+        return list(self._trace)
 
     def run(self):
         return self.trace()[-1][1]
@@ -137,9 +140,9 @@ class Program:
         """One sentence per computing step, with the values it produced (the reasoning of a reply)."""
         env: dict = {}
         out = []
-        for s in self.steps:
-            filled = _fill(s.expr, env) if any(isinstance(n, ast.BinOp) for n in ast.walk(s.expr)) else None
-            env[s.target] = _eval(s.expr, env)
+        for s, (_, value) in zip(self.steps, self.trace()):
+            filled = _fill(s.expr, env) if _has_binop(s.expr) else None
+            env[s.target] = value
             if filled is not None:
                 name = "the value" if s.target.lower() in _ANSWER_NAMES else s.target.replace("_", " ")
                 out.append(f"{name} = {filled} = {format_value(env[s.target])}.")
@@ -174,6 +177,14 @@ class Program:
         exprs[index] = _replaced(exprs[index], path, new)
         steps = [Step(s.target, exprs[k]) for k, s in enumerate(self.steps)]
         return Program(steps, exprs[-1], self.doc)
+
+
+def _has_binop(e: ast.expr) -> bool:
+    if isinstance(e, ast.BinOp):
+        return True
+    if isinstance(e, ast.UnaryOp):
+        return _has_binop(e.operand)
+    return isinstance(e, ast.Call) and any(_has_binop(a) for a in e.args)
 
 
 def _nodes(e: ast.expr, path: tuple = ()):
