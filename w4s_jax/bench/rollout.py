@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from w4s_jax.bench.config import run_config
-from w4s_jax.bench.timing import Timing, fmt_spread, spread
+from w4s_jax.bench.timing import Timing, fmt_spread, process_cpu_s, spread
 from w4s_jax.rollout.evaluate import evaluate_workflow
 from w4s_jax.rollout.executor import Executor
 from w4s_jax.rollout.pool import WorkerPool
@@ -52,13 +52,6 @@ def solver(agent, task):
                              temperature=0.0)[0]
     return out
 '''
-
-
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds of another process (the server), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu() -> float:
@@ -193,11 +186,11 @@ def run(*, latency_s: float = 1.0, candidates: int = 5, items_per_candidate: int
             + ("" if skip_w4s else f"; then the public W4S scheme, candidates in sequence, {w4s_threads} threads "
                                    f"(ideal {w4s_ideal:.1f} s)"))
         for rep in range(reps):
-            s0 = _proc_cpu(srv.proc.pid)
+            s0 = process_cpu_s(srv.proc.pid)
             ours = asyncio.run(_ours(srv.base_url, candidates=candidates, items=items, calls=calls,
                                      concurrency=concurrency, sandbox="bwrap", first_candidate=2 * candidates * rep))
             # The server shares this box's cores: what it burns is not available to the client.
-            ours["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - s0) / total_calls / 2
+            ours["server_cpu_ms_per_call"] = 1000 * (process_cpu_s(srv.proc.pid) - s0) / total_calls / 2
             for batch in ("first_batch", "steady_state"):
                 walls[batch].samples.append(ours[batch]["wall_s"])
             line = ", ".join(f"{b} {ours[b]['wall_s']:.2f} s (efficiency {ideal / ours[b]['wall_s']:.3f})"

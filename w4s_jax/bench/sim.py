@@ -22,7 +22,7 @@ import os
 import time
 
 from w4s_jax.bench.config import run_config
-from w4s_jax.bench.timing import fmt_spread, spread
+from w4s_jax.bench.timing import fmt_spread, process_cpu_s, spread
 from w4s_jax.sim.process import SimProcess
 
 SCRIPTED_REPLY = "The answer is 7"
@@ -82,12 +82,6 @@ def record_requests(task_name: str, items: int, split: str = "valid", data_dir: 
     return bodies, replies
 
 
-def _proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _post_all(base_url: str, payloads: list[bytes], concurrency: int) -> None:
     import aiohttp
     sem = asyncio.Semaphore(concurrency)
@@ -103,9 +97,9 @@ async def _post_all(base_url: str, payloads: list[bytes], concurrency: int) -> N
 
 
 def _server_ms(srv: SimProcess, payloads: list[bytes], concurrency: int) -> float:
-    c0 = _proc_cpu(srv.proc.pid)
+    c0 = process_cpu_s(srv.proc.pid)
     asyncio.run(_post_all(srv.base_url, payloads, concurrency))
-    return 1000 * (_proc_cpu(srv.proc.pid) - c0)
+    return 1000 * (process_cpu_s(srv.proc.pid) - c0)
 
 
 PASSES = ("first_pass", "second_pass", "other_workflows")
