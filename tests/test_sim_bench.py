@@ -21,3 +21,17 @@ def test_bench_sim_small_preset(tmp_path):
             assert 0 <= figure < 20, (name, p, figure)        # milliseconds of server CPU per request
     assert out["simulated_over_scripted"]["second_pass"]["median"] < 10
     assert "trusted" in out["load"]
+
+
+def test_bench_sim_bad_reference_tree_is_one_clear_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo))    # this checkout's package, whatever is installed
+    out = subprocess.run([sys.executable, "launch/bench_sim.py", "--config=configs/bench_sim.py:small",
+                          f"--config.workdir={tmp_path}", f"--config.reference_tree={tmp_path / 'nowhere'}"],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "reference_tree" in out.stderr and "nowhere" in out.stderr and "Traceback" not in out.stderr

@@ -110,6 +110,9 @@ def run(*, task: str = "synth_arith", items: int = 100, other_workflows: int = 8
     """`reference_tree`: another checkout of this project (e.g. `git worktree add /tmp/ref <rev>`) whose
     scripted server is measured too, in the same run: the simulated model's CPU against an older server."""
     data_dir = data_dir or None
+    if reference_tree and not os.path.isfile(os.path.join(reference_tree, "w4s_jax", "sim", "__main__.py")):
+        raise ValueError(f"bench_sim: reference_tree {reference_tree!r} is not a checkout of this project "
+                         "(no w4s_jax/sim/__main__.py in it)")
     t0 = time.perf_counter()
     bodies, replies = record_requests(task, items, data_dir=data_dir)
     designs = design_workflows(task, other_workflows, seed, data_dir)

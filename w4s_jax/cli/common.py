@@ -47,7 +47,15 @@ def fail(message: str, status: int = 2):
 
 
 def run(main, argv=None) -> None:
-    app.run(main, argv=argv, flags_parser=parse_flags)
+    """absl's app.run for the benchmark scripts: bad input the run finds (a ValueError or KeyError: a config key
+    the benchmark does not take, a path that is not what it must be) is one line and exit status 2."""
+    def guarded(argv):
+        try:
+            return main(argv)
+        except (ValueError, KeyError) as e:
+            fail(str(e).strip("'\""))
+
+    app.run(guarded, argv=argv, flags_parser=parse_flags)
 
 
 def run_job(argv, job, show, *, stopped: tuple = ()) -> None:
